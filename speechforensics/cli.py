@@ -1,0 +1,110 @@
+"""The `speechforensics` command: argparse subcommands over the library."""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+from . import __version__
+from .avhubert import LARGE, ModelConfig, convert, load_checkpoint, read_checkpoint
+from .errors import SpeechForensicsError
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        return args.run(args)
+    except SpeechForensicsError as e:
+        if args.debug:
+            raise
+        print(f"speechforensics: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("speechforensics: interrupted", file=sys.stderr)
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="speechforensics",
+        description="Is this talking-face video forged? Do the lips say what the voice says?",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("inspect", help="describe an AV-HuBERT checkpoint and check that it loads")
+    p.add_argument("checkpoint", type=Path, help="released .pt file or converted .safetensors")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    p.set_defaults(run=_inspect)
+
+    p = sub.add_parser("convert", help="convert a checkpoint to safetensors (safe, fast to load)")
+    p.add_argument("checkpoint", type=Path, help="released .pt file")
+    p.add_argument(
+        "out", type=Path, help="output .safetensors file (a .json config is written beside it)"
+    )
+    p.set_defaults(run=_convert)
+    for p in sub.choices.values():
+        p.add_argument(
+            "--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS
+        )
+    return parser
+
+
+def _size_name(config: ModelConfig) -> str:
+    shape = lambda c: (
+        c.encoder_layers,
+        c.encoder_embed_dim,
+        c.encoder_attention_heads,
+        c.encoder_ffn_embed_dim,
+    )
+    return {shape(ModelConfig()): "BASE", shape(LARGE): "LARGE"}.get(shape(config), "custom")
+
+
+def _inspect(args) -> int:
+    ckpt = read_checkpoint(args.checkpoint)
+    model = load_checkpoint(args.checkpoint)  # strict: every weight present with its shape
+    c = ckpt.config
+    with torch.no_grad():  # one frame through both branches proves the weights run
+        out = model.extract_features(
+            torch.zeros(1, 1, 1, 88, 88), torch.zeros(1, c.audio_feat_dim, 1)
+        )
+    info = {
+        "file": str(args.checkpoint),
+        "kind": ckpt.kind,
+        "size": _size_name(c),
+        "layers": c.encoder_layers,
+        "width": c.encoder_embed_dim,
+        "heads": c.encoder_attention_heads,
+        "ffn": c.encoder_ffn_embed_dim,
+        "parameters": ckpt.num_parameters,
+        "weight_dtype": str(ckpt.stored_dtype).removeprefix("torch."),
+        "loads": bool(torch.isfinite(out).all()),
+    }
+    if args.json:
+        print(json.dumps(info))
+        return 0
+    print(f"{info['file']}: AV-HuBERT {info['size']} encoder, {info['kind']}")
+    print(
+        f"  layers {c.encoder_layers}, width {c.encoder_embed_dim}, heads {c.encoder_attention_heads}, FFN {c.encoder_ffn_embed_dim}"
+    )
+    print(
+        f"  parameters {info['parameters']:,} (encoder), weights stored as {info['weight_dtype']}"
+    )
+    print(f"  loads: {'yes' if info['loads'] else 'no: non-finite outputs'}")
+    return 0 if info["loads"] else 1
+
+
+def _convert(args) -> int:
+    out = convert(args.checkpoint, args.out)
+    print(
+        f"{out} (+ {out.with_suffix('.json').name}): load it with load_checkpoint or --checkpoint"
+    )
+    return 0
