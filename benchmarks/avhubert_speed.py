@@ -1,8 +1,8 @@
 """Speed of the AV-HuBERT encoder on a 10 s clip (250 frames), per modality, base and large.
 
 Random weights (speed does not depend on their values). Two baselines are measured in the same
-run: a 2048x2048 float32 matmul, timed just before and after each model (the model's FLOP rate is
-reported as a ratio to it, so machines of different speed compare), and the model as built,
+run, taking turns with the model: a 2048x2048 float32 matmul (the model's FLOP rate is reported
+as a ratio to it, so machines of different speed compare), and the model as built,
 before `prepare_for_inference`, which runs the original's sequence of operations. For reference,
 the original fairseq code on the 2-core development machine ran the base model at about 1.0x the
 matmul rate (0.80 s video + 0.28 s audio, 254 GFLOP for both passes).
@@ -24,19 +24,27 @@ SIZES = {"base": ModelConfig(), "large": LARGE}
 MODES = {"baseline: as built, fp32": None, "float32": torch.float32, "bfloat16": torch.bfloat16}
 
 
-def best_time(fn, repeats: int) -> float:
-    fn()  # warm-up: first calls pay for allocation and kernel selection
-    times = []
+def timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def interleaved_best_times(calls: dict, repeats: int) -> dict:
+    """Best of `repeats` for each call, taking turns: the machine's speed drifts over a run, and
+    taking turns exposes every variant to the same drift."""
+    for fn in calls.values():
+        fn()  # warm-up: first calls pay for allocation and kernel selection
+    times = {name: [] for name in calls}
     for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
+        for name, fn in calls.items():
+            times[name].append(timed(fn))
+    return {name: min(t) for name, t in times.items()}
 
 
-def matmul_rate(n: int = 2048, repeats: int = 5) -> float:
+def matmul(n: int = 2048):
     a, b = torch.randn(n, n), torch.randn(n, n)
-    return 2 * n**3 / best_time(lambda: a @ b, repeats)
+    return functools.partial(torch.matmul, a, b)
 
 
 def _linear_flops(x_shape, w_shape, *args, out_shape=None, **kwargs) -> int:
@@ -63,7 +71,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--frames", type=int, default=250)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--sizes", nargs="+", default=["base", "large"], choices=list(SIZES))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -71,26 +79,28 @@ def main() -> None:
     video, audio = torch.randn(1, 1, t, 88, 88), torch.randn(1, 104, t)
     passes = {"video": {"video": video}, "audio": {"audio": audio}}
 
-    print(f"threads {args.threads}, {t} frames, best of {args.repeats} calls\n")
+    print(f"threads {args.threads}, {t} frames, best of {args.repeats} calls taken in turns\n")
     print(
         "| model | mode | video s | audio s | GFLOP (both) | GFLOP/s | matmul GFLOP/s "
         "| x matmul | speed-up |"
     )
     print("|---|---|---|---|---|---|---|---|---|")
     for size in args.sizes:
+        models = {mode: inference_model(SIZES[size], dtype) for mode, dtype in MODES.items()}
+        calls = {"matmul": matmul()}
+        for mode, model in models.items():
+            for name, kwargs in passes.items():
+                calls[mode, name] = functools.partial(model.extract_features, **kwargs)
+        secs = interleaved_best_times(calls, args.repeats)
+        rate = 2 * 2048**3 / secs.pop("matmul") / 1e9
+        gflop = sum(flops(calls[next(iter(MODES)), name]) for name in passes) / 1e9
         baseline = None
-        for mode, dtype in MODES.items():
-            model = inference_model(SIZES[size], dtype)
-            calls = {k: functools.partial(model.extract_features, **kw) for k, kw in passes.items()}
-            gflop = sum(flops(call) for call in calls.values()) / 1e9
-            # The matmul is timed right before and after the model: the machine's speed drifts.
-            before = matmul_rate()
-            secs = {k: best_time(call, args.repeats) for k, call in calls.items()}
-            rate = (before + matmul_rate()) / 2 / 1e9
-            total = sum(secs.values())
+        for mode in MODES:
+            video_s, audio_s = secs[mode, "video"], secs[mode, "audio"]
+            total = video_s + audio_s
             baseline = baseline or total
             print(
-                f"| {size} | {mode} | {secs['video']:.2f} | {secs['audio']:.2f} | {gflop:.0f} "
+                f"| {size} | {mode} | {video_s:.2f} | {audio_s:.2f} | {gflop:.0f} "
                 f"| {gflop / total:.0f} | {rate:.0f} | {gflop / total / rate:.2f} "
                 f"| {baseline / total:.2f} |"
             )

@@ -66,16 +66,18 @@ class LayerNorm(nn.LayerNorm):
 
 
 class Linear(nn.Linear):
-    """nn.Linear; for inference on CPU it calls oneDNN, which at these sizes (a few hundred
-    frames) is 10-50 % faster than MKL's sgemm in float32 (benchmarks/linear_kernels.py)."""
+    """nn.Linear; once prepared for inference, on CPU it calls oneDNN, which at these sizes (a few
+    hundred frames) is 10-50 % faster than MKL's sgemm in float32 (benchmarks/linear_kernels.py)."""
+
+    onednn = False  # set by AVHubert.prepare_for_inference
 
     def forward(self, x: Tensor) -> Tensor:
-        if _ONEDNN_LINEAR and x.device.type == "cpu" and not torch.is_grad_enabled():
+        if self.onednn and x.device.type == "cpu":
             return torch.ops.mkldnn._linear_pointwise(x, self.weight, self.bias, "none", [], "")
         return super().forward(x)
 
 
-_ONEDNN_LINEAR = torch.backends.mkldnn.is_available() and hasattr(
+_HAS_ONEDNN_LINEAR = torch.backends.mkldnn.is_available() and hasattr(
     torch.ops.mkldnn, "_linear_pointwise"
 )
 
@@ -290,14 +292,17 @@ class AVHubert(nn.Module):
         self.encoder = TransformerEncoder(config)
 
     def prepare_for_inference(self, dtype: torch.dtype = torch.float32) -> "AVHubert":
-        """Eval mode, BatchNorms folded into their convolutions, channels-last ResNet, weights in
-        `dtype` (LayerNorms stay float32). Inference only: the result is no longer trainable."""
+        """Eval mode, BatchNorms folded into their convolutions, chunked channels-last ResNet,
+        oneDNN linear layers on CPU, weights in `dtype` (LayerNorms stay float32). Inference
+        only: the result is no longer trainable."""
         self.eval().requires_grad_(False)
         self.feature_extractor_video.resnet.fold_batchnorm()
         self.to(dtype)
         for module in self.modules():
             if isinstance(module, LayerNorm):
                 module.float()
+            if isinstance(module, Linear):
+                module.onednn = _HAS_ONEDNN_LINEAR
         return self
 
     @property
