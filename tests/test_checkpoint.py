@@ -73,6 +73,17 @@ def test_device_argument_moves_the_model(small, audio):
     np.testing.assert_allclose(out.numpy(), cpu.extract_features(audio=audio).numpy(), atol=1e-4)
 
 
+def test_numpy_leftovers_in_extra_state_are_tolerated(small, tmp_path, audio):
+    raw = _unpickle(small)
+    path = tmp_path / "meters.pt"
+    meters = {"loss": np.float64(1.5), "hist": np.arange(3.0)}
+    torch.save({"cfg": raw["cfg"], "model": raw["model"], "extra_state": meters}, path)
+    assert torch.equal(
+        load_checkpoint(path).extract_features(audio=audio),
+        load_checkpoint(small).extract_features(audio=audio),
+    )
+
+
 def test_malicious_pickle_is_refused_and_nothing_runs(tmp_path):
     marker = tmp_path / "pwned"
 

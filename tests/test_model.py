@@ -150,6 +150,10 @@ def test_extract_features_needs_a_modality_and_equal_lengths(small, inputs):
         small.extract_features()
     with pytest.raises(ValueError, match="frames"):
         small.extract_features(video=inputs[0], audio=inputs[1][..., :20])
+    with pytest.raises(ValueError, match=r"video must be \[B, 1, T, H, W\]"):
+        small.extract_features(video=inputs[0][:, 0])
+    with pytest.raises(ValueError, match=r"audio must be \[B, 104, T\]"):
+        small.extract_features(audio=inputs[1].transpose(1, 2))
 
 
 def test_large_preset_matches_published_state_dict(reference):

@@ -49,7 +49,7 @@ class _Inert:
 
 
 # The only classes (besides torch's own tensor machinery) that the released files pickle, plus
-# numpy scalars that fairseq's meters may leave in `extra_state`. All are ignored on load.
+# numpy scalars and arrays that fairseq's meters may leave in `extra_state`. All are ignored on load.
 _STAND_INS = [
     (_Inert, name)
     for name in (
@@ -58,6 +58,9 @@ _STAND_INS = [
         "sentencepiece.SentencePieceProcessor",
         "numpy.core.multiarray.scalar",
         "numpy._core.multiarray.scalar",
+        "numpy.core.multiarray._reconstruct",
+        "numpy._core.multiarray._reconstruct",
+        "numpy.ndarray",
         "numpy.dtype",
     )
 ]

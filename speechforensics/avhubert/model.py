@@ -311,6 +311,12 @@ class AVHubert(nn.Module):
 
     def fuse(self, audio: Tensor | None, video: Tensor | None) -> Tensor:
         """Front ends, then the fused, layer-normed features [B, T, D] before the transformer."""
+        if video is not None and (video.dim() != 5 or video.shape[1] != 1):
+            raise ValueError(f"video must be [B, 1, T, H, W], not {list(video.shape)}")
+        if audio is not None and (audio.dim() != 3 or audio.shape[1] != self.config.audio_feat_dim):
+            raise ValueError(
+                f"audio must be [B, {self.config.audio_feat_dim}, T], not {list(audio.shape)}"
+            )
         fa = None if audio is None else self.feature_extractor_audio(audio.to(self.dtype))
         fv = None if video is None else self.feature_extractor_video(video.to(self.dtype))
         if fa is None and fv is None:
