@@ -10,6 +10,7 @@ import torch
 from . import __version__
 from .avhubert import LARGE, ModelConfig, convert, load_checkpoint, read_checkpoint
 from .errors import SpeechForensicsError
+from .media import MAX_SECONDS
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -51,6 +52,15 @@ def _parser() -> argparse.ArgumentParser:
         "out", type=Path, help="output .safetensors file (a .json config is written beside it)"
     )
     p.set_defaults(run=_convert)
+    p = sub.add_parser("crops", help="save a contact sheet of a video's mouth crops (PNG)")
+    p.add_argument("video", type=Path, help="video file (mp4, mov, mkv, webm, avi, mpg)")
+    p.add_argument("out", type=Path, help="output image (.png or .jpg)")
+    p.add_argument(
+        "--max-seconds", type=float, default=MAX_SECONDS, help="analyse at most this much"
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(run=_crops)
+
     for p in sub.choices.values():
         p.add_argument(
             "--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS
@@ -100,6 +110,30 @@ def _inspect(args) -> int:
     )
     print(f"  loads: {'yes' if info['loads'] else 'no: non-finite outputs'}")
     return 0 if info["loads"] else 1
+
+
+def _crops(args) -> int:
+    from .detect import prepare
+    from .report import contact_sheet, write_image
+
+    clip = prepare(args.video, args.max_seconds, progress=_show_progress(args))
+    captions = [_track_caption(args.video, t) for t in clip.tracks]
+    sheet = contact_sheet(
+        [t.crops for t in clip.tracks], captions, [t.missing for t in clip.tracks]
+    )
+    write_image(sheet, args.out)
+    for track in clip.tracks:
+        print(json.dumps({"file": str(args.video), **track.summary()}))
+    return 0
+
+
+def _track_caption(video: Path, track) -> str:
+    s = track.summary()
+    return f"{video.name}  face {s['id']}: {s['frames_measured']} frames measured, {s['frames_missing']} missing"
+
+
+def _show_progress(args) -> bool:
+    return not args.quiet and sys.stderr.isatty()
 
 
 def _convert(args) -> int:
