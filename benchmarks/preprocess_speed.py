@@ -89,6 +89,7 @@ def main() -> None:
     clips = clips[: args.limit or None]
     with tempfile.TemporaryDirectory() as tmp:
         clips.insert(0, make_640x480(args.clips / SOURCE_640, Path(tmp) / "640x480.mp4"))
+        prepare(clips[0])  # warm-up: loading dlib's models (about 1-3 s) is not per-clip work
         rows = [measure(path) for path in clips]
     print(
         "| clip | size | frames | decode fps | prepare fps | prepare / decode | main face measured |"

@@ -6,6 +6,9 @@ pass 1 finds the faces and their 68 landmarks on every frame, pass 2 cuts every 
 frame.
 """
 
+import queue
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +20,7 @@ from .errors import SpeechForensicsError
 from .features import audio_features
 
 INT16_SCALE = 32768.0  # media gives int16 / 32768; the filterbank is defined on int16 units
+PREFETCH_FRAMES = 16  # frames decoded ahead in a background thread
 
 
 @dataclass
@@ -54,14 +58,14 @@ def prepare(
     audio = media.read_audio(path, max_seconds)
     feats = audio_features(audio.astype(np.float64) * INT16_SCALE)
     assert feats.shape[0] == info.frames, (feats.shape, info.frames)
-    frames = _progress(media.read_frames(path, max_seconds), info, progress, "faces")
+    frames = _progress(_prefetch(media.read_frames(path, max_seconds)), info, progress, "faces")
     faces = face.track_faces(frames, face_config)
     if not faces:
         raise SpeechForensicsError(
             f"{path}: no face long enough to judge in its {info.frames} frames "
             f"({info.duration:.1f} s); speechforensics needs a visible talking face"
         )
-    frames = _progress(media.read_frames(path, max_seconds), info, progress, "mouths")
+    frames = _progress(_prefetch(media.read_frames(path, max_seconds)), info, progress, "mouths")
     crops = _crop_all(frames, [f.landmarks for f in faces], info.frames)
     tracks = [
         MouthTrack(f, c, _missing(f, face_config.max_gap_frames))
@@ -87,6 +91,43 @@ def _missing(track: face.FaceTrack, max_gap: int) -> np.ndarray:
     for start, stop in track.gaps(max_gap):
         missing[start:stop] = True
     return missing
+
+
+def _prefetch(frames: Iterator, depth: int = PREFETCH_FRAMES) -> Iterator:
+    """The same frames, decoded in a background thread while the caller works on earlier ones
+    (FFmpeg does not hold Python's lock while it decodes). Errors arrive in order."""
+    q: queue.Queue = queue.Queue(depth)
+    stop = threading.Event()
+
+    def put(item) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                pass
+        return False
+
+    def work():
+        try:
+            for frame in frames:
+                if not put((True, frame)):
+                    return
+            put((False, None))
+        except BaseException as e:  # noqa: BLE001 - handed to the consumer, who raises it
+            put((False, e))
+
+    threading.Thread(target=work, daemon=True).start()
+    try:
+        while True:
+            ok, item = q.get()
+            if not ok:
+                if item is not None:
+                    raise item
+                return
+            yield item
+    finally:
+        stop.set()
 
 
 def _progress(frames, info: media.MediaInfo, enabled: bool, what: str):

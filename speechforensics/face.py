@@ -47,7 +47,7 @@ class FaceConfig:
     """How faces are found and followed. Frame counts assume 25 fps."""
 
     detect_width: int = 640  # px: wider frames are downscaled to this width for HOG detection
-    detect_every: int = 10  # frames between detections while every track is good (0.4 s)
+    detect_every: int = 25  # frames between full-frame detections while every track is good (1 s)
     upsample: int = 1  # HOG upsamplings (x2 each) for detection images narrower than ...
     upsample_below_width: int = 400  # ... this (px): 160x160 LRS2, 224x224 VoxCeleb2, 360 GRID
     detect_threshold: float = 0.0  # HOG score a detection needs to start or confirm a track
