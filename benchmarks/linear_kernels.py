@@ -46,8 +46,8 @@ def main() -> None:
                 for f in (F.linear, onednn)
             ]
             print(
-                f"| {rows} | {k} -> {n} | {rates[0]:.0f} | {rates[1]:.0f} | {rates[1] / rates[0]:.2f} "
-                f"| {rates[2]:.0f} | {rates[3]:.0f} |"
+                f"| {rows} | {k} -> {n} | {rates[0]:.0f} | {rates[1]:.0f} "
+                f"| {rates[1] / rates[0]:.2f} | {rates[2]:.0f} | {rates[3]:.0f} |"
             )
 
 

@@ -92,7 +92,8 @@ def main() -> None:
         prepare(clips[0])  # warm-up: loading dlib's models (about 1-3 s) is not per-clip work
         rows = [measure(path) for path in clips]
     print(
-        "| clip | size | frames | decode fps | prepare fps | prepare / decode | main face measured |"
+        "| clip | size | frames | decode fps | prepare fps | prepare / decode "
+        "| main face measured |"
     )
     print("|---|---|---|---|---|---|---|")
     for row in rows:

@@ -69,12 +69,14 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _size_name(config: ModelConfig) -> str:
-    shape = lambda c: (
-        c.encoder_layers,
-        c.encoder_embed_dim,
-        c.encoder_attention_heads,
-        c.encoder_ffn_embed_dim,
-    )
+    def shape(c: ModelConfig) -> tuple:
+        return (
+            c.encoder_layers,
+            c.encoder_embed_dim,
+            c.encoder_attention_heads,
+            c.encoder_ffn_embed_dim,
+        )
+
     return {shape(ModelConfig()): "BASE", shape(LARGE): "LARGE"}.get(shape(config), "custom")
 
 
@@ -103,7 +105,8 @@ def _inspect(args) -> int:
         return 0
     print(f"{info['file']}: AV-HuBERT {info['size']} encoder, {info['kind']}")
     print(
-        f"  layers {c.encoder_layers}, width {c.encoder_embed_dim}, heads {c.encoder_attention_heads}, FFN {c.encoder_ffn_embed_dim}"
+        f"  layers {c.encoder_layers}, width {c.encoder_embed_dim}, "
+        f"heads {c.encoder_attention_heads}, FFN {c.encoder_ffn_embed_dim}"
     )
     print(
         f"  parameters {info['parameters']:,} (encoder), weights stored as {info['weight_dtype']}"
@@ -129,7 +132,8 @@ def _crops(args) -> int:
 
 def _track_caption(video: Path, track) -> str:
     s = track.summary()
-    return f"{video.name}  face {s['id']}: {s['frames_measured']} frames measured, {s['frames_missing']} missing"
+    measured, missing = s["frames_measured"], s["frames_missing"]
+    return f"{video.name}  face {s['id']}: {measured} frames measured, {missing} missing"
 
 
 def _show_progress(args) -> bool:
