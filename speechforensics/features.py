@@ -102,7 +102,7 @@ def log_filterbank(wav: np.ndarray) -> np.ndarray:
 
 
 def stack_frames(fbank: np.ndarray, stack: int = AUDIO_STACK) -> np.ndarray:
-    """[ceil(Nf / stack), stack * D]: zero rows appended, row t = frames stack*t .. stack*t+stack-1."""
+    """[ceil(Nf / stack), stack * D]: zero rows appended; row t holds frames stack*t .. +stack-1."""
     if fbank.ndim != 2:
         raise SpeechForensicsError(f"filterbank must be [frames, bands], got shape {fbank.shape}")
     n_frames, n_bands = fbank.shape

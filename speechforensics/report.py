@@ -1,4 +1,4 @@
-"""What a person looks at: contact sheets of mouth crops (JSON and HTML reports come with detect)."""
+"""What a person looks at: contact sheets of mouth crops (JSON and HTML reports come later)."""
 
 from pathlib import Path
 

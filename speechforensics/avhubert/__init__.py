@@ -1,4 +1,4 @@
-"""AV-HuBERT in plain PyTorch: the encoder (model.py) and safe checkpoint reading (checkpoint.py)."""
+"""AV-HuBERT in plain PyTorch: the encoder (model.py), safe checkpoint reading (checkpoint.py)."""
 
 from .checkpoint import Checkpoint, convert, load_checkpoint, read_checkpoint
 from .model import LARGE, AVHubert, ModelConfig

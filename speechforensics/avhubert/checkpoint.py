@@ -49,7 +49,7 @@ class _Inert:
 
 
 # The only classes (besides torch's own tensor machinery) that the released files pickle, plus
-# numpy scalars and arrays that fairseq's meters may leave in `extra_state`. All are ignored on load.
+# numpy scalars and arrays that fairseq's meters may leave in `extra_state`. All are ignored.
 _STAND_INS = [
     (_Inert, name)
     for name in (
@@ -185,7 +185,8 @@ def _unpickle(path: Path) -> dict:
         if isinstance(e, pickle.UnpicklingError) and refused:
             what = next(g for g in refused.groups() if g)
             raise SpeechForensicsError(
-                f"{path}: refused to load: its pickle asks for {what}, which an AV-HuBERT checkpoint never needs; nothing from it was run"
+                f"{path}: refused to load: its pickle asks for {what}, which an AV-HuBERT "
+                "checkpoint never needs; nothing from it was run"
             ) from e
         with open(path, "rb") as f:
             zipped = f.read(4) == b"PK\x03\x04"
