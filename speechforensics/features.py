@@ -28,6 +28,7 @@ LAYER_NORM_EPS = 1e-5  # added to the per-frame variance of the stacked features
 
 # Video
 VIDEO_FPS = 25  # frames per second, for video and for stacked audio alike
+SAMPLES_PER_FRAME = SAMPLE_RATE // VIDEO_FPS  # 640 audio samples per video frame
 MODEL_CROP_PX = 88  # pixels, side of the square centre crop the model sees
 PIXEL_MEAN = 0.421  # mean grey level, on the 0..1 scale
 PIXEL_STD = 0.165  # grey-level standard deviation, on the 0..1 scale

@@ -25,11 +25,10 @@ import av
 import numpy as np
 
 from speechforensics.errors import SpeechForensicsError
-from speechforensics.features import SAMPLE_RATE, VIDEO_FPS
+from speechforensics.features import SAMPLE_RATE, SAMPLES_PER_FRAME, VIDEO_FPS
 
 MAX_SECONDS = 50.0  # s analysed by default (the original SpeechForensics uses the first 50 s)
 MIN_SECONDS = 1.0  # s: a shorter clip is too short to judge
-SAMPLES_PER_FRAME = SAMPLE_RATE // VIDEO_FPS  # 640 audio samples per 25 fps video frame
 PCM_FULL_SCALE = 32768  # int16 sample value of 1.0: float = int16 / 32768, exactly
 SHOW_EARLY = 0.5  # source frames: a source frame counts as shown this much before its pts
 AUDIO_GAP_SECONDS = 0.010  # s: a jump in audio timestamps this large is filled with silence

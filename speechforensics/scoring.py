@@ -1,0 +1,280 @@
+"""Scores from visual and audio features: is what the lips say what the voice says?
+
+``sync_matrix`` is the original SpeechForensics ``calc_cos_dist``: the cosine similarity of each
+visual frame with the audio frames up to 15 frames (600 ms) earlier or later. ``video_score`` is
+the published clip score (mean over time, best offset). Around them: the best offset, a simple
+energy-based speech detector on the 16 kHz audio, a speech-gated clip score, a sliding-window
+timeline and the time ranges where sync breaks down. Pure functions on arrays: no model, no video.
+
+This module is the only home of scoring thresholds; each is a constant below, with its unit.
+"""
+
+import itertools
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from speechforensics.errors import SpeechForensicsError
+from speechforensics.features import SAMPLE_RATE, SAMPLES_PER_FRAME, VIDEO_FPS
+
+# Sync matrix (the original calc_cos_dist)
+MAX_SHIFT_FRAMES = 15  # video frames either way (15 x 40 ms = 600 ms): 31 offsets
+NORMALIZE_EPS = 1e-12  # floor of a frame's L2 norm before normalising, as F.normalize
+COSINE_EPS = 1e-8  # floor of the product of norms, as F.cosine_similarity (zero rows give 0)
+FRAME_MS = 1000 / VIDEO_FPS  # ms per video frame (40)
+
+# Timeline
+WINDOW_FRAMES = 25  # video frames per timeline window (1 s)
+HOP_FRAMES = 5  # video frames between window starts (0.2 s)
+MIN_WINDOW_SPEECH_FRACTION = 0.4  # share of a window's frames that must be speech to score it
+
+# Speech-gated clip score
+MIN_SPEECH_SECONDS = 1.0  # s of speech below which a clip is "too little speech" (no score)
+
+# Speech activity (energy in the speech band against the clip's own noise floor)
+VAD_WIN_SAMPLES = 320  # samples per analysis window (20 ms at 16 kHz), Hann
+VAD_HOP_SAMPLES = 160  # samples between windows (10 ms): 4 windows centred in each video frame
+VAD_BAND_HZ = (100.0, 4000.0)  # Hz, the speech band whose energy is measured
+VAD_NOISE_PERCENTILE = 10  # percent: this percentile of the frame energies is the noise floor
+VAD_MARGIN_DB = 10.0  # dB above the noise floor for a frame to count as speech
+VAD_ABS_FLOOR_DB = -50.0  # dB full scale (band mean square): quieter frames are never speech
+VAD_LOUD_DB = -30.0  # dB full scale: louder frames are speech even when the clip has no pause
+VAD_POWER_FLOOR = 1e-12  # mean square added before the log: digital silence is -120 dB
+VAD_MEDIAN_FRAMES = 3  # video frames of the median filter that removes one-frame blips
+VAD_HANGOVER_FRAMES = 2  # video frames (80 ms) of speech kept on each side of detected speech
+
+
+# Inputs
+
+
+def _as_numpy(x, name: str) -> np.ndarray:
+    """A 2-D float64 copy of a numpy array or torch tensor of features."""
+    if isinstance(x, torch.Tensor):
+        x = x.detach().cpu().float().numpy()
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim != 2 or x.shape[0] == 0:
+        raise SpeechForensicsError(f"{name} features must be [T, D] with T > 0, got {x.shape}")
+    return x
+
+
+def _check_matrix(matrix) -> np.ndarray:
+    matrix = np.asarray(matrix)
+    if matrix.ndim != 2 or matrix.shape[0] == 0 or matrix.shape[1] % 2 == 0:
+        raise SpeechForensicsError(
+            f"sync matrix must be [T, 2*max_shift+1] with T > 0, got {matrix.shape}"
+        )
+    return matrix
+
+
+def _check_speech(speech, frames: int) -> np.ndarray:
+    speech = np.asarray(speech, dtype=bool)
+    if speech.shape != (frames,):
+        raise SpeechForensicsError(
+            f"speech mask has shape {speech.shape} but the sync matrix has {frames} frames; "
+            "compute both from the same audio"
+        )
+    return speech
+
+
+# Sync matrix, clip score, offset
+
+
+def _l2_normalise(x: np.ndarray) -> np.ndarray:
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), NORMALIZE_EPS)
+
+
+def sync_matrix(visual, audio, max_shift: int = MAX_SHIFT_FRAMES) -> np.ndarray:
+    """[T, 2*max_shift+1] float32 cosine similarities, exactly the original ``calc_cos_dist``.
+
+    ``visual`` [Tv, D] and ``audio`` [Ta, D] (numpy or torch). When Tv != Ta the visual frames
+    are index-resampled to T = Ta. Entry [i, k] compares visual frame i with audio frame
+    i + k - max_shift (zero beyond the audio's ends): k > max_shift means audio later than video.
+    """
+    v, a = _as_numpy(visual, "visual"), _as_numpy(audio, "audio")
+    if v.shape[1] != a.shape[1]:
+        raise SpeechForensicsError(
+            f"visual and audio features differ in width ({v.shape[1]} vs {a.shape[1]})"
+        )
+    v, a = _l2_normalise(v), _l2_normalise(a)
+    if len(v) != len(a):
+        v = v[np.linspace(0, len(v) - 1, len(a), dtype=int)]
+    frames = len(a)
+    padded = np.pad(a, ((max_shift, max_shift), (0, 0)))
+    v_norm, a_norm = np.linalg.norm(v, axis=1), np.linalg.norm(padded, axis=1)
+    out = np.empty((frames, 2 * max_shift + 1), np.float32)
+    for k in range(2 * max_shift + 1):  # a loop over the 31 offsets, vectorised over frames
+        dot = np.einsum("td,td->t", v, padded[k : k + frames])
+        out[:, k] = dot / np.maximum(v_norm * a_norm[k : k + frames], COSINE_EPS)
+    return out
+
+
+def video_score(matrix) -> float:
+    """The published clip score: the time-mean of each offset's column, at the best offset."""
+    return float(_check_matrix(matrix).mean(axis=0).max())
+
+
+def best_offset(matrix) -> int:
+    """Offset in video frames with the highest time-mean; positive = audio later than video."""
+    matrix = _check_matrix(matrix)
+    return int(np.argmax(matrix.mean(axis=0))) - matrix.shape[1] // 2
+
+
+def offset_ms(frames: int) -> float:
+    """An offset in video frames as milliseconds (40 ms per frame)."""
+    return frames * FRAME_MS
+
+
+# Speech activity
+
+
+def _band_energy_db(audio: np.ndarray, frames: int) -> np.ndarray:
+    """[frames] dB: mean square of the 100-4000 Hz band over the 4 windows of each frame."""
+    half = (VAD_WIN_SAMPLES - VAD_HOP_SAMPLES) // 2  # centres windows in their frame
+    padded = np.pad(audio.astype(np.float64), (half, half))
+    windows = np.lib.stride_tricks.sliding_window_view(padded, VAD_WIN_SAMPLES)
+    windows = windows[::VAD_HOP_SAMPLES][: frames * SAMPLES_PER_FRAME // VAD_HOP_SAMPLES]
+    taper = np.hanning(VAD_WIN_SAMPLES)
+    spectrum = np.abs(np.fft.rfft(windows * taper, axis=1)) ** 2
+    hz = np.fft.rfftfreq(VAD_WIN_SAMPLES, 1 / SAMPLE_RATE)
+    band = (hz >= VAD_BAND_HZ[0]) & (hz <= VAD_BAND_HZ[1])
+    # One-sided Parseval: the band's share of the windowed signal's mean square.
+    power = 2 * spectrum[:, band].sum(axis=1) / (VAD_WIN_SAMPLES * np.sum(taper**2))
+    power = power.reshape(frames, -1).mean(axis=1)
+    return 10 * np.log10(power + VAD_POWER_FLOOR)
+
+
+def _smooth(speech: np.ndarray) -> np.ndarray:
+    """Median filter (drops one-frame blips and fills one-frame holes), then hangover."""
+    half = VAD_MEDIAN_FRAMES // 2
+    padded = np.pad(speech, half, mode="edge")
+    votes = np.lib.stride_tricks.sliding_window_view(padded, VAD_MEDIAN_FRAMES).sum(axis=1)
+    speech = votes > half
+    padded = np.pad(speech, VAD_HANGOVER_FRAMES)
+    window = 2 * VAD_HANGOVER_FRAMES + 1
+    return np.lib.stride_tricks.sliding_window_view(padded, window).any(axis=1)
+
+
+def speech_frames(audio) -> np.ndarray:
+    """[T] bool: which 25 fps video frames hold speech, from 16 kHz mono float audio.
+
+    ``audio`` has exactly 640 samples per video frame, as ``media.read_audio`` returns it. A
+    frame is speech when its 100-4000 Hz energy is 10 dB above the clip's noise floor (the
+    10th percentile of its frame energies) or, for clips without a pause, above -30 dB full
+    scale; never below -50 dB full scale (digital silence, faint hiss). A 3-frame median
+    filter and an 80 ms hangover on each side then smooth the decisions. No model, no download.
+    Loud stationary noise (over -30 dB in the speech band) counts as speech: energy alone cannot
+    tell them apart.
+    """
+    audio = np.asarray(audio)
+    if audio.ndim != 1 or audio.size % SAMPLES_PER_FRAME:
+        raise SpeechForensicsError(
+            f"audio must be mono with {SAMPLES_PER_FRAME} samples per video frame, got shape "
+            f"{audio.shape}; read it with speechforensics.media.read_audio"
+        )
+    frames = audio.size // SAMPLES_PER_FRAME
+    if frames == 0:
+        return np.zeros(0, bool)
+    energy = _band_energy_db(audio, frames)
+    floor = np.percentile(energy, VAD_NOISE_PERCENTILE)
+    speech = energy > max(min(floor + VAD_MARGIN_DB, VAD_LOUD_DB), VAD_ABS_FLOOR_DB)
+    return _smooth(speech)
+
+
+def speech_seconds(speech) -> float:
+    """Seconds of speech in a per-video-frame speech mask."""
+    return float(np.count_nonzero(speech)) / VIDEO_FPS
+
+
+# Speech-gated score, timeline, segments
+
+
+def gated_score(matrix, speech) -> float | None:
+    """``video_score`` over the speech frames only; None below MIN_SPEECH_SECONDS of speech.
+
+    The seconds judged are ``speech_seconds(speech)``. None means "too little speech to judge":
+    say so rather than guess.
+    """
+    matrix = _check_matrix(matrix)
+    speech = _check_speech(speech, len(matrix))
+    if speech_seconds(speech) < MIN_SPEECH_SECONDS:
+        return None
+    return float(matrix[speech].mean(axis=0).max())
+
+
+@dataclass(frozen=True)
+class Window:
+    """One timeline window: its span, its sync score (None: too little speech), speech share."""
+
+    start_s: float
+    end_s: float
+    score: float | None
+    speech_fraction: float
+
+
+def _window_starts(frames: int, window_frames: int, hop_frames: int) -> list[int]:
+    """Starts every hop; one more window ending at the last frame when the hops miss it."""
+    last = max(frames - window_frames, 0)
+    starts = list(range(0, last + 1, hop_frames))
+    if starts[-1] != last:
+        starts.append(last)
+    return starts
+
+
+def timeline(
+    matrix,
+    speech,
+    offset: int,
+    window_frames: int = WINDOW_FRAMES,
+    hop_frames: int = HOP_FRAMES,
+) -> list[Window]:
+    """Sliding windows over the clip, each scored at ``offset`` (frames) over its speech frames.
+
+    A window's score is the mean of the matrix column at ``offset`` (use ``best_offset``) over
+    the window's speech frames, or None when under MIN_WINDOW_SPEECH_FRACTION of it is speech.
+    A clip shorter than one window gives one window over the whole clip.
+    """
+    matrix = _check_matrix(matrix)
+    speech = _check_speech(speech, len(matrix))
+    max_shift = matrix.shape[1] // 2
+    if not -max_shift <= offset <= max_shift or window_frames < 1 or hop_frames < 1:
+        raise SpeechForensicsError(
+            f"offset {offset} must lie in [-{max_shift}, {max_shift}] frames and window "
+            f"{window_frames} and hop {hop_frames} frames must be positive"
+        )
+    column = matrix[:, offset + max_shift]
+    windows = []
+    for start in _window_starts(len(matrix), window_frames, hop_frames):
+        stop = min(start + window_frames, len(matrix))
+        voiced = speech[start:stop]
+        fraction = float(voiced.mean())
+        score = float(column[start:stop][voiced].mean()) if voiced.any() else None
+        if fraction < MIN_WINDOW_SPEECH_FRACTION:
+            score = None
+        windows.append(Window(start / VIDEO_FPS, stop / VIDEO_FPS, score, fraction))
+    return windows
+
+
+def segments(windows: list[Window], threshold: float) -> list[tuple[float, float]]:
+    """Merged (start_s, end_s) ranges where consecutive windows score below ``threshold``.
+
+    Windows overlap, so each window stands for the time nearer its centre than its neighbours'
+    centres (the first and last reach the clip's ends). A window without a score (too little
+    speech) ends a range: low sync is reported only where there is speech to judge.
+    """
+    if not windows:
+        return []
+    centres = [(w.start_s + w.end_s) / 2 for w in windows]
+    bounds = [windows[0].start_s]
+    bounds += [(a + b) / 2 for a, b in itertools.pairwise(centres)]
+    bounds.append(windows[-1].end_s)
+    ranges: list[tuple[float, float]] = []
+    previous_low = False
+    for i, window in enumerate(windows):
+        low = window.score is not None and window.score < threshold
+        if low and previous_low:
+            ranges[-1] = (ranges[-1][0], bounds[i + 1])
+        elif low:
+            ranges.append((bounds[i], bounds[i + 1]))
+        previous_low = low
+    return ranges
