@@ -67,10 +67,7 @@ def prepare(
         )
     frames = _progress(_prefetch(media.read_frames(path, max_seconds)), info, progress, "mouths")
     crops = _crop_all(frames, [f.landmarks for f in faces], info.frames)
-    tracks = [
-        MouthTrack(f, c, _missing(f, face_config.max_gap_frames))
-        for f, c in zip(faces, crops, strict=True)
-    ]
+    tracks = [MouthTrack(f, c, _missing(f)) for f, c in zip(faces, crops, strict=True)]
     return Prepared(info, audio, feats, tracks)
 
 
@@ -84,11 +81,11 @@ def _crop_all(frames, landmarks: list[np.ndarray], total: int) -> list[np.ndarra
     return out
 
 
-def _missing(track: face.FaceTrack, max_gap: int) -> np.ndarray:
-    """Frames in runs without the face longer than max_gap (shorter runs are interpolated, or at
-    the clip's ends repeat the nearest measured frame, as the original does)."""
+def _missing(track: face.FaceTrack) -> np.ndarray:
+    """Frames in runs without the face longer than the track's max_gap_frames (shorter runs are
+    interpolated, or at the clip's ends repeat the nearest measured frame, as the original)."""
     missing = np.zeros(len(track.detected), bool)
-    for start, stop in track.gaps(max_gap):
+    for start, stop in track.gaps():
         missing[start:stop] = True
     return missing
 
