@@ -2,6 +2,7 @@
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -9,8 +10,11 @@ import torch
 
 from . import __version__
 from .avhubert import LARGE, ModelConfig, convert, load_checkpoint, read_checkpoint
+from .avhubert.download import available_models, cache_dir, download, find_cached
 from .errors import SpeechForensicsError
 from .media import MAX_SECONDS
+
+CHECKPOINT_ENV = "SPEECHFORENSICS_CHECKPOINT"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -52,6 +56,25 @@ def _parser() -> argparse.ArgumentParser:
         "out", type=Path, help="output .safetensors file (a .json config is written beside it)"
     )
     p.set_defaults(run=_convert)
+    p = sub.add_parser("detect", help="judge videos: do the lips match the voice?")
+    p.add_argument(
+        "videos", type=Path, nargs="+", help="video files (mp4, mov, mkv, webm, avi, mpg)"
+    )
+    p.add_argument(
+        "--backend",
+        choices=["timing", "avhubert"],
+        help="timing (no download) or avhubert (the default when a checkpoint is given, set in "
+        f"${CHECKPOINT_ENV} or downloaded to the cache)",
+    )
+    p.add_argument("--checkpoint", type=Path, help=f"AV-HuBERT checkpoint (or ${CHECKPOINT_ENV})")
+    p.add_argument("--threshold", type=float, help="score below which a video is called fake")
+    p.add_argument("--json", type=Path, help="write one JSON list with a result per video")
+    p.add_argument(
+        "--max-seconds", type=float, default=MAX_SECONDS, help="analyse at most this much"
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(run=_detect)
+
     p = sub.add_parser("crops", help="save a contact sheet of a video's mouth crops (PNG)")
     p.add_argument("video", type=Path, help="video file (mp4, mov, mkv, webm, avi, mpg)")
     p.add_argument("out", type=Path, help="output image (.png or .jpg)")
@@ -60,6 +83,21 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(run=_crops)
+
+    p = sub.add_parser("download", help="fetch an official pre-trained checkpoint into the cache")
+    p.add_argument(
+        "model", nargs="?", default="base", choices=available_models(), help="default: base"
+    )
+    p.add_argument(
+        "--cache",
+        type=Path,
+        default=None,
+        help=f"cache directory (default: $SPEECHFORENSICS_CACHE, else {cache_dir()})",
+    )
+    p.add_argument("--url", help="download from this URL instead of the official one (a mirror)")
+    p.add_argument("--sha256", help="expected SHA-256 of the .pt file (64 hex digits)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(run=_download)
 
     for p in sub.choices.values():
         p.add_argument(
@@ -115,6 +153,65 @@ def _inspect(args) -> int:
     return 0 if info["loads"] else 1
 
 
+def _detect(args) -> int:
+    from .detect import detect
+
+    backend = _backend(args)
+    results, failed = [], 0
+    for video in args.videos:
+        try:
+            result = detect(video, backend, args.threshold, args.max_seconds, _show_progress(args))
+        except SpeechForensicsError as e:
+            if args.debug:
+                raise
+            print(f"speechforensics: error: {e}", file=sys.stderr)
+            result, failed = {"file": str(video), "error": str(e)}, failed + 1
+        else:
+            print(_result_line(result), flush=True)
+        results.append(result)
+        if args.json:  # rewritten after every video: an interruption loses nothing done
+            _write_json(results, args.json)
+    return 1 if failed else 0
+
+
+def _backend(args):
+    from .backends import AVHubertBackend, TimingBackend
+
+    checkpoint = args.checkpoint or os.environ.get(CHECKPOINT_ENV) or _cached_checkpoint()
+    name = args.backend or ("avhubert" if checkpoint else "timing")
+    if name == "timing":
+        return TimingBackend()
+    if not checkpoint:
+        raise SpeechForensicsError(
+            f"the avhubert backend needs a checkpoint: --checkpoint FILE, ${CHECKPOINT_ENV}, "
+            "or `speechforensics download large`"
+        )
+    return AVHubertBackend(checkpoint)
+
+
+def _cached_checkpoint() -> Path | None:
+    """The downloaded AV-HuBERT checkpoint, large preferred (`speechforensics download`)."""
+    return find_cached("large") or find_cached("base")
+
+
+def _result_line(r: dict) -> str:
+    score = "too little speech" if r["score"] is None else f"score {r['score']:.3f}"
+    threshold = "none" if r["threshold"] is None else f"{r['threshold']:.3f}"
+    faces = len(r["tracks"])
+    return (
+        f"{r['file']}: {r['verdict']} ({score}, threshold {threshold}, {r['backend']} backend); "
+        f"offset {r['offset_frames']:+d} frames ({r['offset_ms']:+.0f} ms); "
+        f"speech {r['speech_seconds']:.1f} s; {faces} face{'s' if faces > 1 else ''}"
+    )
+
+
+def _write_json(results: list[dict], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".part")
+    tmp.write_text(json.dumps(results, indent=1) + "\n")
+    tmp.replace(path)
+
+
 def _crops(args) -> int:
     from .detect import prepare
     from .report import contact_sheet, write_image
@@ -138,6 +235,14 @@ def _track_caption(video: Path, track) -> str:
 
 def _show_progress(args) -> bool:
     return not args.quiet and sys.stderr.isatty()
+
+
+def _download(args) -> int:
+    out = download(
+        args.model, args.cache, url=args.url, sha256=args.sha256, progress=_show_progress(args)
+    )
+    print(out)
+    return 0
 
 
 def _convert(args) -> int:

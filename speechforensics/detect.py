@@ -1,4 +1,7 @@
-"""One video in, everything the model needs out: the pipeline, top to bottom.
+"""One video in, one report out: the pipeline, top to bottom.
+
+`detect(path, backend)` prepares the clip, lets the backend turn each face track and the audio
+into two feature streams, and scores them (scoring.py).
 
 `prepare(path)` decodes the clip twice, streaming (so memory does not grow with its length):
 pass 1 finds the faces and their 68 landmarks on every frame, pass 2 cuts every face track's
@@ -6,6 +9,7 @@ pass 1 finds the faces and their 68 landmarks on every frame, pass 2 cuts every 
 frame.
 """
 
+import dataclasses
 import queue
 import threading
 from collections.abc import Iterator
@@ -15,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import face, media, mouth
+from . import face, media, mouth, scoring
 from .errors import SpeechForensicsError
 from .features import audio_features
 
@@ -135,3 +139,77 @@ def _progress(frames, info: media.MediaInfo, enabled: bool, what: str):
     return tqdm(
         frames, total=info.frames, desc=f"{info.path.name}: {what}", unit="frame", leave=False
     )
+
+
+def detect(
+    path: str | Path,
+    backend,
+    threshold: float | None = None,
+    max_seconds: float = media.MAX_SECONDS,
+    progress: bool = False,
+) -> dict:
+    """Judge one video: a JSON-ready dict (see README) for the face whose lips best match the
+    voice, with every face's score. `backend` is one of backends.py; `threshold` overrides the
+    backend's calibrated one (scoring.THRESHOLDS)."""
+    clip = prepare(path, max_seconds, progress=progress)
+    if threshold is None:
+        threshold = scoring.THRESHOLDS.get(backend.name)
+    speech = scoring.speech_frames(clip.audio)
+    judged = [_judge(backend, clip, track, speech, threshold) for track in clip.tracks]
+    best = max(judged, key=lambda j: -np.inf if j["score"] is None else j["score"])
+    warnings = []
+    if best["score"] is None:
+        warnings.append(
+            f"too little speech to judge: {best['speech_seconds']:.1f} s of speech with the face "
+            f"in view (at least {scoring.MIN_SPEECH_SECONDS:g} s needed)"
+        )
+    if threshold is None:
+        warnings.append(f"no calibrated threshold for the {backend.name} backend; pass --threshold")
+    if clip.info.truncated:
+        warnings.append(f"only the first {clip.info.duration:.0f} s were analysed (max_seconds)")
+    return {
+        "file": str(path),
+        "score": best["score"],
+        "verdict": _verdict(best["score"], threshold),
+        "threshold": threshold,
+        "offset_frames": best["offset_frames"],
+        "offset_ms": scoring.offset_ms(best["offset_frames"]),
+        "speech_seconds": best["speech_seconds"],
+        "backend": backend.name,
+        "face": best["id"],
+        "tracks": [{k: j[k] for k in ("id", "score", "offset_frames")} | j["face"] for j in judged],
+        "timeline": best["timeline"],
+        "segments": best["segments"],
+        "offset_curve": best["offset_curve"],
+        "duration_s": clip.info.duration,
+        "warnings": warnings,
+        "error": None,
+    }
+
+
+def _judge(backend, clip: Prepared, track: MouthTrack, speech: np.ndarray, threshold) -> dict:
+    visual, audio = backend.streams(clip, track)
+    matrix = scoring.sync_matrix(visual, audio)
+    usable = speech & ~track.missing  # speech, with this face in view
+    score = scoring.gated_score(matrix, usable)
+    rows = matrix[usable] if usable.any() else matrix
+    offset = scoring.best_offset(rows)
+    windows = scoring.timeline(matrix, usable, offset)
+    return {
+        "id": track.face.id,
+        "score": score,
+        "offset_frames": offset,
+        "speech_seconds": scoring.speech_seconds(usable),
+        "face": track.summary() | {"box_px": [round(v, 1) for v in track.face.mean_box]},
+        "timeline": [dataclasses.asdict(w) for w in windows],
+        "segments": []
+        if threshold is None
+        else [list(s) for s in scoring.segments(windows, threshold)],
+        "offset_curve": [float(v) for v in rows.mean(axis=0)],
+    }
+
+
+def _verdict(score: float | None, threshold: float | None) -> str:
+    if score is None or threshold is None:
+        return "inconclusive"
+    return "real" if score >= threshold else "fake"

@@ -29,6 +29,15 @@ WINDOW_FRAMES = 25  # video frames per timeline window (1 s)
 HOP_FRAMES = 5  # video frames between window starts (0.2 s)
 MIN_WINDOW_SPEECH_FRACTION = 0.4  # share of a window's frames that must be speech to score it
 
+# Verdicts: a clip scoring below its backend's threshold is called fake. Each threshold is the 5th
+# percentile of that backend's scores on genuine clips only (5 % false alarms on real videos):
+# no forgery is used to set it (benchmarks/detect_dev.py prints it).
+THRESHOLDS: dict[str, float] = {
+    # 29 genuine dev clips (../shared/media/dev), 2026-11-25: 5th percentile 0.1458
+    "timing": 0.146,
+    # "avhubert": not calibrated here (no official weights on our machines): pass --threshold
+}
+
 # Speech-gated clip score
 MIN_SPEECH_SECONDS = 1.0  # s of speech below which a clip is "too little speech" (no score)
 

@@ -43,3 +43,11 @@ def reference():
             return dict(npz)
 
     return get
+
+
+@pytest.fixture(autouse=True)
+def empty_model_cache(tmp_path_factory, monkeypatch):
+    """Tests never see a checkpoint a developer downloaded: the model cache is an empty folder
+    (subprocesses inherit it through the environment)."""
+    monkeypatch.setenv("SPEECHFORENSICS_CACHE", str(tmp_path_factory.mktemp("cache")))
+    monkeypatch.delenv("SPEECHFORENSICS_CHECKPOINT", raising=False)

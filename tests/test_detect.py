@@ -1,6 +1,7 @@
 """The preprocessing pipeline end to end: every dev clip in, mouth crops and audio features out."""
 
 import csv
+import json
 import subprocess
 import sys
 
@@ -9,9 +10,12 @@ import numpy as np
 import pytest
 from conftest import SHARED, need
 
-from speechforensics.detect import prepare
+from speechforensics.backends import TimingBackend
+from speechforensics.detect import detect, prepare
 from speechforensics.errors import SpeechForensicsError
 from speechforensics.features import AUDIO_FEAT_DIM
+from speechforensics.media import probe, read_frames
+from speechforensics.scoring import THRESHOLDS
 
 DEV = SHARED / "media/dev"
 REFERENCE = SHARED / "reference/preprocessing/mouth_crop_reference.npz"
@@ -112,3 +116,100 @@ def test_faceless_clip_from_the_cli(tmp_path):
     write_faceless_clip(video)
     proc = run_cli("crops", video, tmp_path / "sheet.png")
     assert proc.returncode == 1 and "no face" in proc.stderr and "Traceback" not in proc.stderr
+
+
+# detect: one report per video
+
+
+RESULT_KEYS = {
+    "file", "score", "verdict", "threshold", "offset_frames", "offset_ms", "speech_seconds",
+    "backend", "face", "tracks", "timeline", "segments", "offset_curve", "duration_s",
+    "warnings", "error",
+}  # fmt: skip
+
+
+def test_detect_reports_score_verdict_offset_timeline():
+    result = detect(need(DEV / "lrs2_deepavsr_00016.mp4"), TimingBackend())
+    assert set(result) == RESULT_KEYS and result["error"] is None
+    assert result["backend"] == "timing" and result["threshold"] == THRESHOLDS["timing"]
+    assert result["verdict"] == ("real" if result["score"] >= result["threshold"] else "fake")
+    assert -15 <= result["offset_frames"] <= 15 and len(result["offset_curve"]) == 31
+    assert 5 < result["speech_seconds"] <= result["duration_s"]
+    track = result["tracks"][0]
+    assert {"score", "frames_measured", "box_px", "centre_px"} <= set(track)
+    windows = result["timeline"]
+    assert windows[0]["start_s"] == 0 and windows[-1]["end_s"] == pytest.approx(
+        result["duration_s"]
+    )
+    assert json.loads(json.dumps(result)) == result  # plain JSON types only
+
+
+def test_threshold_override_decides_the_verdict():
+    path = need(DEV / "grid_lbax4n.mpg")
+    assert detect(path, TimingBackend(), threshold=0.99)["verdict"] == "fake"
+    low = detect(path, TimingBackend(), threshold=-0.99)
+    assert low["verdict"] == "real" and low["segments"] == []
+
+
+def rewrite(src, dst, audio: str):
+    """`src`'s frames re-encoded into `dst` with `audio`: "silent" or "none"."""
+    with av.open(str(dst), "w") as out:
+        video = out.add_stream("libx264", rate=25)
+        info = probe(src)
+        video.width, video.height, video.pix_fmt = info.width, info.height, "yuv420p"
+        stream = out.add_stream("aac", rate=16000, layout="mono") if audio == "silent" else None
+        for frame in read_frames(src):
+            out.mux(video.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        out.mux(video.encode())
+        if stream is not None:
+            frame = av.AudioFrame.from_ndarray(
+                np.zeros((1, info.frames * 640), np.int16), format="s16", layout="mono"
+            )
+            frame.sample_rate = 16000
+            out.mux(stream.encode(frame))
+            out.mux(stream.encode())
+    return dst
+
+
+def test_silence_is_inconclusive_not_a_guess(tmp_path):
+    path = rewrite(need(DEV / "grid_lbax4n.mpg"), tmp_path / "silent.mp4", "silent")
+    result = detect(path, TimingBackend())
+    assert result["score"] is None and result["verdict"] == "inconclusive"
+    assert any("too little speech" in w for w in result["warnings"])
+
+
+@pytest.mark.parametrize("case", ["missing", "text", "no audio", "no face", "truncated"])
+def test_detect_command_bad_inputs_carry_on(tmp_path, case):
+    """Each bad input: one line naming the file and the reason; the batch goes on; exit 1."""
+    good = need(DEV / "grid_lbax4n.mpg")
+    bad = tmp_path / f"{case.replace(' ', '_')}.mp4"
+    if case == "text":
+        bad.write_text("not a video\n")
+    elif case == "no audio":
+        rewrite(good, bad, "none")
+    elif case == "no face":
+        write_faceless_clip(bad)
+    elif case == "truncated":
+        data = need(DEV / "lrs2_deepavsr_00008.mp4").read_bytes()
+        bad.write_bytes(data[: len(data) // 2])
+    out = tmp_path / "results.json"
+    proc = run_cli("detect", bad, good, "--json", out)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert proc.stderr.count("\n") == 1 and str(bad) in proc.stderr
+    assert proc.stdout.count("\n") == 1 and proc.stdout.startswith(str(good))
+    results = json.loads(out.read_text())
+    assert results[0]["file"] == str(bad) and results[0]["error"]
+    assert set(results[1]) == RESULT_KEYS and results[1]["verdict"] in ("real", "fake")
+
+
+def test_detect_command_avhubert_backend(tmp_path, fixture_checkpoints):
+    """The avhubert backend runs end to end (random fixture weights: no calibrated threshold)."""
+    out = tmp_path / "r.json"
+    proc = run_cli(
+        "detect", need(DEV / "grid_lbax4n.mpg"), "--checkpoint",
+        fixture_checkpoints("small_pretrain"), "--json", out,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    (result,) = json.loads(out.read_text())
+    assert result["backend"] == "avhubert" and result["verdict"] == "inconclusive"
+    assert any("no calibrated threshold" in w for w in result["warnings"])
