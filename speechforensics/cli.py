@@ -69,6 +69,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", type=Path, help=f"AV-HuBERT checkpoint (or ${CHECKPOINT_ENV})")
     p.add_argument("--threshold", type=float, help="score below which a video is called fake")
     p.add_argument("--json", type=Path, help="write one JSON list with a result per video")
+    p.add_argument("--plot", type=Path, help="save the timeline figure (.png; per video with -N)")
+    p.add_argument("--html", type=Path, help="save a self-contained report page (.html)")
     p.add_argument(
         "--max-seconds", type=float, default=MAX_SECONDS, help="analyse at most this much"
     )
@@ -154,13 +156,11 @@ def _inspect(args) -> int:
 
 
 def _detect(args) -> int:
-    from .detect import detect
-
     backend = _backend(args)
     results, failed = [], 0
-    for video in args.videos:
+    for n, video in enumerate(args.videos):
         try:
-            result = detect(video, backend, args.threshold, args.max_seconds, _show_progress(args))
+            result = _detect_one(args, backend, video, n)
         except SpeechForensicsError as e:
             if args.debug:
                 raise
@@ -172,6 +172,29 @@ def _detect(args) -> int:
         if args.json:  # rewritten after every video: an interruption loses nothing done
             _write_json(results, args.json)
     return 1 if failed else 0
+
+
+def _detect_one(args, backend, video: Path, n: int) -> dict:
+    from .detect import judge, prepare
+    from .report import html_page, plot_png
+
+    clip = prepare(video, args.max_seconds, progress=_show_progress(args))
+    result = judge(clip, backend, args.threshold)
+    if args.plot or args.html:
+        crops = next(t.crops for t in clip.tracks if t.face.id == result["face"])
+        png = plot_png(result, crops)
+        suffix = "" if len(args.videos) == 1 else f"-{n + 1}"
+        if args.plot:
+            _numbered(args.plot, suffix).write_bytes(png)
+        if args.html:
+            _numbered(args.html, suffix).write_text(html_page(result, png))
+    return result
+
+
+def _numbered(path: Path, suffix: str) -> Path:
+    path = path.with_name(f"{path.stem}{suffix}{path.suffix}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 def _backend(args):

@@ -148,27 +148,21 @@ def detect(
     max_seconds: float = media.MAX_SECONDS,
     progress: bool = False,
 ) -> dict:
-    """Judge one video: a JSON-ready dict (see README) for the face whose lips best match the
-    voice, with every face's score. `backend` is one of backends.py; `threshold` overrides the
-    backend's calibrated one (scoring.THRESHOLDS)."""
-    clip = prepare(path, max_seconds, progress=progress)
+    """Judge one video: a JSON-ready dict (see README). `backend` is one of backends.py;
+    `threshold` overrides the backend's calibrated one (scoring.THRESHOLDS)."""
+    return judge(prepare(path, max_seconds, progress=progress), backend, threshold)
+
+
+def judge(clip: Prepared, backend, threshold: float | None = None) -> dict:
+    """The report for a prepared clip, for the face whose lips best match the voice (every
+    face's score is listed under `tracks`)."""
     if threshold is None:
         threshold = scoring.THRESHOLDS.get(backend.name)
     speech = scoring.speech_frames(clip.audio)
     judged = [_judge(backend, clip, track, speech, threshold) for track in clip.tracks]
     best = max(judged, key=lambda j: -np.inf if j["score"] is None else j["score"])
-    warnings = []
-    if best["score"] is None:
-        warnings.append(
-            f"too little speech to judge: {best['speech_seconds']:.1f} s of speech with the face "
-            f"in view (at least {scoring.MIN_SPEECH_SECONDS:g} s needed)"
-        )
-    if threshold is None:
-        warnings.append(f"no calibrated threshold for the {backend.name} backend; pass --threshold")
-    if clip.info.truncated:
-        warnings.append(f"only the first {clip.info.duration:.0f} s were analysed (max_seconds)")
     return {
-        "file": str(path),
+        "file": str(clip.info.path),
         "score": best["score"],
         "verdict": _verdict(best["score"], threshold),
         "threshold": threshold,
@@ -182,9 +176,23 @@ def detect(
         "segments": best["segments"],
         "offset_curve": best["offset_curve"],
         "duration_s": clip.info.duration,
-        "warnings": warnings,
+        "warnings": _warnings(clip, backend, best, threshold),
         "error": None,
     }
+
+
+def _warnings(clip: Prepared, backend, best: dict, threshold: float | None) -> list[str]:
+    warnings = []
+    if best["score"] is None:
+        warnings.append(
+            f"too little speech to judge: {best['speech_seconds']:.1f} s of speech with the face "
+            f"in view (at least {scoring.MIN_SPEECH_SECONDS:g} s needed)"
+        )
+    if threshold is None:
+        warnings.append(f"no calibrated threshold for the {backend.name} backend; pass --threshold")
+    if clip.info.truncated:
+        warnings.append(f"only the first {clip.info.duration:.0f} s were analysed (max_seconds)")
+    return warnings
 
 
 def _judge(backend, clip: Prepared, track: MouthTrack, speech: np.ndarray, threshold) -> dict:

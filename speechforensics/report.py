@@ -1,5 +1,9 @@
-"""What a person looks at: contact sheets of mouth crops (JSON and HTML reports come later)."""
+"""What a person looks at: contact sheets of mouth crops, a report figure, an HTML page."""
 
+import base64
+import html
+import io
+import json
 from pathlib import Path
 
 import cv2
@@ -51,3 +55,104 @@ def write_image(image: np.ndarray, path: str | Path) -> Path:
     if not cv2.imwrite(str(path), image):
         raise SpeechForensicsError(f"{path}: could not write the image (check the folder)")
     return path
+
+
+# One video's report: a figure (--plot) and a self-contained page (--html)
+
+STRIP_CROPS = 12  # mouth crops in a report's strip
+REPORT_FIELDS = ("verdict", "score", "threshold", "backend", "offset_frames", "offset_ms")
+REPORT_FIELDS += ("speech_seconds", "duration_s", "segments")
+
+
+def plot_png(result: dict, crops: np.ndarray | None) -> bytes:
+    """PNG bytes: the sync timeline with suspicious segments shaded, the offset curve, and a
+    strip of the judged face's mouth crops."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig = plt.figure(figsize=(10, 6.2), dpi=100)
+    grid = fig.add_gridspec(3, 2, height_ratios=[2.2, 1.1, 1.0], width_ratios=[2.4, 1])
+    _plot_timeline(fig.add_subplot(grid[0, :]), result)
+    _plot_offsets(fig.add_subplot(grid[1, 1]), result)
+    _plot_strip(fig.add_subplot(grid[1:, 0]), crops)
+    fig.add_subplot(grid[2, 1]).axis("off")
+    fig.suptitle(_headline(result), fontsize=11)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def _headline(result: dict) -> str:
+    score = "too little speech" if result["score"] is None else f"score {result['score']:.3f}"
+    return f"{Path(result['file']).name}: {result['verdict']} ({score}, {result['backend']})"
+
+
+def _plot_timeline(ax, result: dict) -> None:
+    windows = result["timeline"]
+    centres = [(w["start_s"] + w["end_s"]) / 2 for w in windows]
+    scores = [np.nan if w["score"] is None else w["score"] for w in windows]
+    ax.plot(centres, scores, "-o", ms=3, color="tab:blue", label="sync (1 s windows)")
+    for start, end in result["segments"]:
+        ax.axvspan(start, end, color="tab:red", alpha=0.2, lw=0)
+    if result["threshold"] is not None:
+        ax.axhline(result["threshold"], color="tab:red", ls="--", lw=1, label="threshold")
+    ax.set_xlim(0, result["duration_s"])
+    ax.set_xlabel("time (s); red: sync breaks down; gaps: too little speech")
+    ax.set_ylabel("sync score")
+    ax.legend(loc="best", fontsize=8)
+
+
+def _plot_offsets(ax, result: dict) -> None:
+    curve = np.asarray(result["offset_curve"])
+    shift = len(curve) // 2
+    ms = (np.arange(len(curve)) - shift) * 1000 / VIDEO_FPS
+    ax.plot(ms, curve, color="tab:green")
+    ax.axvline(result["offset_ms"], color="k", lw=1, ls=":")
+    ax.set_xlabel("audio offset (ms)")
+    ax.set_ylabel("mean sync")
+
+
+def _plot_strip(ax, crops: np.ndarray | None) -> None:
+    ax.axis("off")
+    if crops is None or not len(crops):
+        return
+    picks = np.linspace(0, len(crops) - 1, min(STRIP_CROPS, len(crops))).round().astype(int)
+    rows = [np.concatenate(list(crops[picks[i : i + 6]]), axis=1) for i in range(0, len(picks), 6)]
+    width = max(r.shape[1] for r in rows)
+    rows = [np.pad(r, ((0, 0), (0, width - r.shape[1])), constant_values=255) for r in rows]
+    ax.imshow(np.concatenate(rows, axis=0), cmap="gray", vmin=0, vmax=255)
+    ax.set_title("mouth crops of the judged face", fontsize=9)
+
+
+def html_page(result: dict, png: bytes) -> str:
+    """A self-contained page (the figure inlined) with the verdict and every number."""
+    rows = "".join(
+        f"<tr><th>{html.escape(k)}</th><td>{html.escape(_cell(result[k]))}</td></tr>"
+        for k in REPORT_FIELDS
+    )
+    tracks = "".join(f"<li>{html.escape(json.dumps(t))}</li>" for t in result["tracks"])
+    warnings = "".join(f"<li>{html.escape(w)}</li>" for w in result["warnings"])
+    image = base64.b64encode(png).decode()
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<title>speechforensics: {html.escape(Path(result["file"]).name)}</title>
+<style>body{{font-family:sans-serif;max-width:1040px;margin:2em auto}}
+th{{text-align:left;padding-right:1em}}img{{max-width:100%}}</style></head><body>
+<h1>{html.escape(_headline(result))}</h1>
+<p>Higher scores mean the lips agree more with the voice. The verdict compares the score of the
+face that best matches the voice with the backend's threshold, set on genuine videos only.</p>
+<img alt="sync timeline, offset curve and mouth crops" src="data:image/png;base64,{image}">
+<table>{rows}</table>
+<h2>Faces</h2><ul>{tracks}</ul>
+<h2>Warnings</h2><ul>{warnings or "<li>none</li>"}</ul>
+<p>File: {html.escape(result["file"])}</p>
+</body></html>
+"""
+
+
+def _cell(value) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else json.dumps(value)

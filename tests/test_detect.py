@@ -208,8 +208,11 @@ def test_detect_command_avhubert_backend(tmp_path, fixture_checkpoints):
     proc = run_cli(
         "detect", need(DEV / "grid_lbax4n.mpg"), "--checkpoint",
         fixture_checkpoints("small_pretrain"), "--json", out,
+        "--plot", tmp_path / "r.png", "--html", tmp_path / "r.html",
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "r.png").read_bytes().startswith(b"\x89PNG")
+    assert "grid_lbax4n.mpg: inconclusive" in (tmp_path / "r.html").read_text()
     (result,) = json.loads(out.read_text())
     assert result["backend"] == "avhubert" and result["verdict"] == "inconclusive"
     assert any("no calibrated threshold" in w for w in result["warnings"])
