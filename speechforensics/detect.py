@@ -161,6 +161,12 @@ def judge(clip: Prepared, backend, threshold: float | None = None) -> dict:
     speech = scoring.speech_frames(clip.audio)
     judged = [_judge(backend, clip, track, speech, threshold) for track in clip.tracks]
     best = max(judged, key=lambda j: -np.inf if j["score"] is None else j["score"])
+    if best["score"] is None:
+        raise SpeechForensicsError(
+            f"{clip.info.path}: too little speech to judge: {best['speech_seconds']:.1f} s of "
+            f"speech with a face in view, at least {scoring.MIN_SPEECH_SECONDS:g} s needed "
+            "(silent or music-only clips say nothing about lip sync)"
+        )
     return {
         "file": str(clip.info.path),
         "score": best["score"],
@@ -176,18 +182,13 @@ def judge(clip: Prepared, backend, threshold: float | None = None) -> dict:
         "segments": best["segments"],
         "offset_curve": best["offset_curve"],
         "duration_s": clip.info.duration,
-        "warnings": _warnings(clip, backend, best, threshold),
+        "warnings": _warnings(clip, backend, threshold),
         "error": None,
     }
 
 
-def _warnings(clip: Prepared, backend, best: dict, threshold: float | None) -> list[str]:
+def _warnings(clip: Prepared, backend, threshold: float | None) -> list[str]:
     warnings = []
-    if best["score"] is None:
-        warnings.append(
-            f"too little speech to judge: {best['speech_seconds']:.1f} s of speech with the face "
-            f"in view (at least {scoring.MIN_SPEECH_SECONDS:g} s needed)"
-        )
     if threshold is None:
         warnings.append(f"no calibrated threshold for the {backend.name} backend; pass --threshold")
     if clip.info.truncated:
@@ -217,7 +218,7 @@ def _judge(backend, clip: Prepared, track: MouthTrack, speech: np.ndarray, thres
     }
 
 
-def _verdict(score: float | None, threshold: float | None) -> str:
-    if score is None or threshold is None:
+def _verdict(score: float, threshold: float | None) -> str:
+    if threshold is None:
         return "inconclusive"
     return "real" if score >= threshold else "fake"

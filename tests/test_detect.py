@@ -171,14 +171,13 @@ def rewrite(src, dst, audio: str):
     return dst
 
 
-def test_silence_is_inconclusive_not_a_guess(tmp_path):
+def test_silence_is_not_a_guess(tmp_path):
     path = rewrite(need(DEV / "grid_lbax4n.mpg"), tmp_path / "silent.mp4", "silent")
-    result = detect(path, TimingBackend())
-    assert result["score"] is None and result["verdict"] == "inconclusive"
-    assert any("too little speech" in w for w in result["warnings"])
+    with pytest.raises(SpeechForensicsError, match=r"silent\.mp4: too little speech to judge"):
+        detect(path, TimingBackend())
 
 
-@pytest.mark.parametrize("case", ["missing", "text", "no audio", "no face", "truncated"])
+@pytest.mark.parametrize("case", ["missing", "text", "no audio", "no face", "silence", "truncated"])
 def test_detect_command_bad_inputs_carry_on(tmp_path, case):
     """Each bad input: one line naming the file and the reason; the batch goes on; exit 1."""
     good = need(DEV / "grid_lbax4n.mpg")
@@ -189,6 +188,8 @@ def test_detect_command_bad_inputs_carry_on(tmp_path, case):
         rewrite(good, bad, "none")
     elif case == "no face":
         write_faceless_clip(bad)
+    elif case == "silence":
+        rewrite(good, bad, "silent")
     elif case == "truncated":
         data = need(DEV / "lrs2_deepavsr_00008.mp4").read_bytes()
         bad.write_bytes(data[: len(data) // 2])
