@@ -12,7 +12,7 @@ from . import __version__
 from .avhubert import LARGE, ModelConfig, convert, load_checkpoint, read_checkpoint
 from .avhubert.download import available_models, cache_dir, download, find_cached
 from .errors import SpeechForensicsError
-from .media import MAX_SECONDS
+from .media import FORMATS, MAX_SECONDS
 
 CHECKPOINT_ENV = "SPEECHFORENSICS_CHECKPOINT"
 
@@ -44,22 +44,18 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for add in (_add_detect, _add_download, _add_crops, _add_inspect, _add_convert):
+        add(sub)
+    for p in sub.choices.values():
+        p.add_argument(
+            "--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS
+        )
+    return parser
 
-    p = sub.add_parser("inspect", help="describe an AV-HuBERT checkpoint and check that it loads")
-    p.add_argument("checkpoint", type=Path, help="released .pt file or converted .safetensors")
-    p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
-    p.set_defaults(run=_inspect)
 
-    p = sub.add_parser("convert", help="convert a checkpoint to safetensors (safe, fast to load)")
-    p.add_argument("checkpoint", type=Path, help="released .pt file")
-    p.add_argument(
-        "out", type=Path, help="output .safetensors file (a .json config is written beside it)"
-    )
-    p.set_defaults(run=_convert)
+def _add_detect(sub) -> None:
     p = sub.add_parser("detect", help="judge videos: do the lips match the voice?")
-    p.add_argument(
-        "videos", type=Path, nargs="+", help="video files (mp4, mov, mkv, webm, avi, mpg)"
-    )
+    p.add_argument("videos", type=Path, nargs="+", help=f"video files ({FORMATS})")
     p.add_argument(
         "--backend",
         choices=["timing", "avhubert"],
@@ -71,24 +67,29 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--json", type=Path, help="write one JSON list with a result per video")
     p.add_argument("--plot", type=Path, help="save the timeline figure (.png; per video with -N)")
     p.add_argument("--html", type=Path, help="save a self-contained report page (.html)")
-    p.add_argument(
-        "--max-seconds", type=float, default=MAX_SECONDS, help="analyse at most this much"
-    )
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    _add_clip_options(p)
     p.set_defaults(run=_detect)
 
+
+def _add_crops(sub) -> None:
     p = sub.add_parser("crops", help="save a contact sheet of a video's mouth crops (PNG)")
-    p.add_argument("video", type=Path, help="video file (mp4, mov, mkv, webm, avi, mpg)")
+    p.add_argument("video", type=Path, help=f"video file ({FORMATS})")
     p.add_argument("out", type=Path, help="output image (.png or .jpg)")
+    _add_clip_options(p)
+    p.set_defaults(run=_crops)
+
+
+def _add_clip_options(p) -> None:
     p.add_argument(
         "--max-seconds", type=float, default=MAX_SECONDS, help="analyse at most this much"
     )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
-    p.set_defaults(run=_crops)
 
+
+def _add_download(sub) -> None:
     p = sub.add_parser("download", help="fetch an official pre-trained checkpoint into the cache")
     p.add_argument(
-        "model", nargs="?", default="base", choices=available_models(), help="default: base"
+        "model", nargs="?", default="large", choices=available_models(), help="default: large"
     )
     p.add_argument(
         "--cache",
@@ -97,15 +98,31 @@ def _parser() -> argparse.ArgumentParser:
         help=f"cache directory (default: $SPEECHFORENSICS_CACHE, else {cache_dir()})",
     )
     p.add_argument("--url", help="download from this URL instead of the official one (a mirror)")
-    p.add_argument("--sha256", help="expected SHA-256 of the .pt file (64 hex digits)")
+    p.add_argument("--sha256", type=_sha256, help="expected SHA-256 of the .pt file")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=_download)
 
-    for p in sub.choices.values():
-        p.add_argument(
-            "--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS
-        )
-    return parser
+
+def _sha256(value: str) -> str:
+    if len(value) != 64 or any(c not in "0123456789abcdefABCDEF" for c in value):
+        raise argparse.ArgumentTypeError(f"{value!r} is not a SHA-256 (64 hex digits)")
+    return value.lower()
+
+
+def _add_inspect(sub) -> None:
+    p = sub.add_parser("inspect", help="describe an AV-HuBERT checkpoint and check that it loads")
+    p.add_argument("checkpoint", type=Path, help="released .pt file or converted .safetensors")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    p.set_defaults(run=_inspect)
+
+
+def _add_convert(sub) -> None:
+    p = sub.add_parser("convert", help="convert a checkpoint to safetensors (safe, fast to load)")
+    p.add_argument("checkpoint", type=Path, help="released .pt file")
+    p.add_argument(
+        "out", type=Path, help="output .safetensors file (a .json config is written beside it)"
+    )
+    p.set_defaults(run=_convert)
 
 
 def _size_name(config: ModelConfig) -> str:

@@ -59,3 +59,9 @@ def test_usage_errors_exit_2(capsys):
         main(["inspect"])
     assert e.value.code == 2
     assert main([]) == 2
+
+
+def test_malformed_sha256_is_a_usage_error():
+    with pytest.raises(SystemExit) as e:
+        main(["download", "large", "--sha256", "not-a-hash"])
+    assert e.value.code == 2
