@@ -36,18 +36,22 @@ def main() -> None:
     parser.add_argument("--backend", choices=["timing", "avhubert"], default="timing")
     parser.add_argument("--checkpoint", type=Path)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--fakes", type=Path, help="also score constructed fakes (scripts/make_fakes.py output)"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     backend = TimingBackend() if args.backend == "timing" else AVHubertBackend(args.checkpoint)
-    with open(args.clips / "MANIFEST.tsv") as f:
-        rows = list(csv.DictReader(f, delimiter="\t"))
+    rows = manifest(args.clips)
+    if args.fakes:
+        rows = [r for r in rows if r["label"] == "real"] + manifest(args.fakes, "fakes.tsv")
     print("| clip | label | kind | score | offset | speech s | seconds / clip seconds |")
     print("|---|---|---|---|---|---|---|")
     scores = {}
     for row in rows:
         start = time.perf_counter()
         try:
-            result = detect(args.clips / row["file"], backend)
+            result = detect(row["path"], backend)
         except SpeechForensicsError as e:
             print(f"| {row['file']} | {row['label']} | {row['kind']} | error: {e} | | | |")
             continue
@@ -62,6 +66,11 @@ def main() -> None:
             f"| {wall:.1f} / {result['duration_s']:.1f} = {wall / result['duration_s']:.2f} |"
         )
     summarise(scores)
+
+
+def manifest(folder: Path, name: str = "MANIFEST.tsv") -> list[dict]:
+    with open(folder / name) as f:
+        return [r | {"path": folder / r["file"]} for r in csv.DictReader(f, delimiter="\t")]
 
 
 def summarise(scores: dict) -> None:

@@ -14,6 +14,7 @@ import argparse
 import csv
 import tempfile
 import time
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -71,6 +72,7 @@ def make_640x480(src: Path, out: Path) -> Path:
             (samples * 32767).astype("int16")[None], format="s16", layout="mono"
         )
         frame.sample_rate = 16000
+        frame.pts, frame.time_base = 0, Fraction(1, 16000)  # else AAC priming delays it
         dst.mux(a.encode(frame))
         dst.mux(a.encode())
     return out

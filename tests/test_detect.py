@@ -4,6 +4,7 @@ import csv
 import json
 import subprocess
 import sys
+from fractions import Fraction
 
 import av
 import numpy as np
@@ -69,6 +70,7 @@ def write_faceless_clip(path, seconds=2.0):
         tone = (8000 * np.sin(np.arange(int(seconds * 16000)) * 0.1)).astype(np.int16)
         frame = av.AudioFrame.from_ndarray(tone[None], format="s16", layout="mono")
         frame.sample_rate = 16000
+        frame.pts, frame.time_base = 0, Fraction(1, 16000)  # else AAC priming delays it
         out.mux(audio.encode(frame))
         out.mux(audio.encode())
 
@@ -166,6 +168,7 @@ def rewrite(src, dst, audio: str):
                 np.zeros((1, info.frames * 640), np.int16), format="s16", layout="mono"
             )
             frame.sample_rate = 16000
+            frame.pts, frame.time_base = 0, Fraction(1, 16000)  # else AAC priming delays it
             out.mux(stream.encode(frame))
             out.mux(stream.encode())
     return dst
