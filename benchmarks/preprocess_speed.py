@@ -14,10 +14,8 @@ import argparse
 import csv
 import tempfile
 import time
-from fractions import Fraction
 from pathlib import Path
 
-import av
 import cv2
 import torch
 
@@ -47,35 +45,18 @@ def prepare_seconds(path: Path):
 
 def make_640x480(src: Path, out: Path) -> Path:
     """Re-encode `src` at 640x480 (letterboxed, H.264) with its audio, as a user's file would be."""
-    with av.open(str(out), "w") as dst:
-        v = dst.add_stream("libx264", rate=25, options={"crf": "18", "preset": "veryfast"})
-        v.width, v.height, v.pix_fmt = 640, 480, "yuv420p"
-        a = dst.add_stream("aac", rate=16000, layout="mono")
-        for frame in media.read_frames(src):
-            h, w = frame.shape[:2]
-            scale = min(640 / w, 480 / h)
-            small = cv2.resize(
-                frame, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA
-            )
-            canvas = cv2.copyMakeBorder(
-                small,
-                (480 - small.shape[0]) // 2,
-                480 - small.shape[0] - (480 - small.shape[0]) // 2,
-                (640 - small.shape[1]) // 2,
-                640 - small.shape[1] - (640 - small.shape[1]) // 2,
-                cv2.BORDER_CONSTANT,
-            )
-            dst.mux(v.encode(av.VideoFrame.from_ndarray(canvas, format="rgb24")))
-        dst.mux(v.encode())
-        samples = media.read_audio(src)
-        frame = av.AudioFrame.from_ndarray(
-            (samples * 32767).astype("int16")[None], format="s16", layout="mono"
-        )
-        frame.sample_rate = 16000
-        frame.pts, frame.time_base = 0, Fraction(1, 16000)  # else AAC priming delays it
-        dst.mux(a.encode(frame))
-        dst.mux(a.encode())
-    return out
+    return media.write_clip(
+        out, (letterbox(f, 640, 480) for f in media.read_frames(src)), media.read_audio(src)
+    )
+
+
+def letterbox(frame, width: int, height: int):
+    h, w = frame.shape[:2]
+    scale = min(width / w, height / h)
+    small = cv2.resize(frame, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
+    top, left = (height - small.shape[0]) // 2, (width - small.shape[1]) // 2
+    bottom, right = height - small.shape[0] - top, width - small.shape[1] - left
+    return cv2.copyMakeBorder(small, top, bottom, left, right, cv2.BORDER_CONSTANT)
 
 
 def main() -> None:

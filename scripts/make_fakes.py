@@ -14,10 +14,8 @@ Deterministic: no randomness, the same manifest gives the same files.
 
 import argparse
 import csv
-from fractions import Fraction
 from pathlib import Path
 
-import av
 import numpy as np
 
 from speechforensics import media
@@ -25,25 +23,6 @@ from speechforensics.features import SAMPLE_RATE
 
 SHIFT_SECONDS = 1.0
 SPLICE_SECONDS = 2.0
-
-
-def write_clip(frames, audio: np.ndarray, size: tuple[int, int], out: Path) -> None:
-    """Encode RGB frames at 25 fps and float audio in [-1, 1) at 16 kHz mono into `out`."""
-    with av.open(str(out), "w") as container:
-        video = container.add_stream(
-            "libx264", rate=25, options={"crf": "18", "preset": "veryfast"}
-        )
-        video.width, video.height, video.pix_fmt = size[0], size[1], "yuv420p"
-        voice = container.add_stream("aac", rate=SAMPLE_RATE, layout="mono")
-        for frame in frames:
-            container.mux(video.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
-        container.mux(video.encode())
-        pcm = np.clip(np.round(audio * 32767), -32768, 32767).astype(np.int16)[None]
-        frame = av.AudioFrame.from_ndarray(pcm, format="s16", layout="mono")
-        frame.sample_rate = SAMPLE_RATE
-        frame.pts, frame.time_base = 0, Fraction(1, SAMPLE_RATE)  # else AAC priming delays it
-        container.mux(voice.encode(frame))
-        container.mux(voice.encode())
 
 
 def fitted(audio: np.ndarray, n: int) -> np.ndarray:
@@ -54,7 +33,7 @@ def fitted(audio: np.ndarray, n: int) -> np.ndarray:
 def make(clip: Path, donor: Path, out_dir: Path) -> list[dict]:
     info = media.probe(clip)
     own, other = media.read_audio(clip), media.read_audio(donor)
-    n, size, stem = len(own), (info.width, info.height), clip.stem
+    n, stem = len(own), clip.stem
     shift = int(SHIFT_SECONDS * SAMPLE_RATE)
     versions = {
         "swap": (fitted(other, n), None),
@@ -69,7 +48,7 @@ def make(clip: Path, donor: Path, out_dir: Path) -> list[dict]:
     rows = []
     for kind, (audio, span) in versions.items():
         out = out_dir / f"{stem}__{kind}.mp4"
-        write_clip(media.read_frames(clip), audio, size, out)
+        media.write_clip(out, media.read_frames(clip), audio)
         replaced = "" if span is None else f"{span[0]:.2f}-{span[1]:.2f}"
         rows.append(
             {"file": out.name, "source": clip.name, "donor": donor.name, "kind": kind,

@@ -19,6 +19,7 @@ import re
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -482,3 +483,32 @@ def _silence(like, samples: int):
         plane.update(bytes(plane.buffer_size))
     frame.sample_rate = like.sample_rate
     return frame
+
+
+# Writing (constructed test clips, re-encoded copies)
+
+WRITE_CRF = 18  # H.264 quality of written clips (visually lossless)
+
+
+def write_clip(path, frames, audio: np.ndarray | None = None) -> Path:
+    """Encode RGB frames ([H, W, 3] uint8, any iterable) at 25 fps as H.264 and, if given,
+    ``audio`` (float in [-1, 1), 16 kHz mono) as AAC, both starting at 0 s, into ``path``."""
+    frames = iter(frames)
+    first = next(frames)
+    path = Path(path)
+    with av.open(str(path), "w") as out:
+        video = out.add_stream("libx264", rate=VIDEO_FPS, options={"crf": str(WRITE_CRF)})
+        video.width, video.height, video.pix_fmt = first.shape[1], first.shape[0], "yuv420p"
+        voice = None if audio is None else out.add_stream("aac", rate=SAMPLE_RATE, layout="mono")
+        for frame in itertools.chain([first], frames):
+            out.mux(video.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        out.mux(video.encode())
+        if voice is not None:
+            pcm = np.clip(np.round(np.asarray(audio) * 32767), -32768, 32767).astype(np.int16)
+            sound = av.AudioFrame.from_ndarray(pcm[None], format="s16", layout="mono")
+            sound.sample_rate = SAMPLE_RATE
+            # an explicit start, or the encoder's 1024 priming samples delay the sound
+            sound.pts, sound.time_base = 0, Fraction(1, SAMPLE_RATE)
+            out.mux(voice.encode(sound))
+            out.mux(voice.encode())
+    return path

@@ -4,9 +4,7 @@ import csv
 import json
 import subprocess
 import sys
-from fractions import Fraction
 
-import av
 import numpy as np
 import pytest
 from conftest import SHARED, need
@@ -15,7 +13,7 @@ from speechforensics.backends import TimingBackend
 from speechforensics.detect import detect, prepare
 from speechforensics.errors import SpeechForensicsError
 from speechforensics.features import AUDIO_FEAT_DIM
-from speechforensics.media import probe, read_frames
+from speechforensics.media import probe, read_frames, write_clip
 from speechforensics.scoring import THRESHOLDS
 
 DEV = SHARED / "media/dev"
@@ -59,20 +57,9 @@ def test_pipeline_lands_near_the_original_crops(clip, file):
 
 def write_faceless_clip(path, seconds=2.0):
     """Flat grey frames and a tone: a valid clip with nobody in it."""
-    with av.open(str(path), "w") as out:
-        video = out.add_stream("libx264", rate=25)
-        video.width, video.height, video.pix_fmt = 128, 96, "yuv420p"
-        audio = out.add_stream("aac", rate=16000, layout="mono")
-        for _ in range(int(seconds * 25)):
-            frame = av.VideoFrame.from_ndarray(np.full((96, 128, 3), 128, np.uint8), format="rgb24")
-            out.mux(video.encode(frame))
-        out.mux(video.encode())
-        tone = (8000 * np.sin(np.arange(int(seconds * 16000)) * 0.1)).astype(np.int16)
-        frame = av.AudioFrame.from_ndarray(tone[None], format="s16", layout="mono")
-        frame.sample_rate = 16000
-        frame.pts, frame.time_base = 0, Fraction(1, 16000)  # else AAC priming delays it
-        out.mux(audio.encode(frame))
-        out.mux(audio.encode())
+    frames = [np.full((96, 128, 3), 128, np.uint8)] * int(seconds * 25)
+    tone = 0.25 * np.sin(np.arange(int(seconds * 16000)) * 0.1)
+    write_clip(path, frames, tone)
 
 
 def test_clip_without_a_face_is_a_clear_error(tmp_path):
@@ -155,23 +142,8 @@ def test_threshold_override_decides_the_verdict():
 
 def rewrite(src, dst, audio: str):
     """`src`'s frames re-encoded into `dst` with `audio`: "silent" or "none"."""
-    with av.open(str(dst), "w") as out:
-        video = out.add_stream("libx264", rate=25)
-        info = probe(src)
-        video.width, video.height, video.pix_fmt = info.width, info.height, "yuv420p"
-        stream = out.add_stream("aac", rate=16000, layout="mono") if audio == "silent" else None
-        for frame in read_frames(src):
-            out.mux(video.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
-        out.mux(video.encode())
-        if stream is not None:
-            frame = av.AudioFrame.from_ndarray(
-                np.zeros((1, info.frames * 640), np.int16), format="s16", layout="mono"
-            )
-            frame.sample_rate = 16000
-            frame.pts, frame.time_base = 0, Fraction(1, 16000)  # else AAC priming delays it
-            out.mux(stream.encode(frame))
-            out.mux(stream.encode())
-    return dst
+    silence = np.zeros(probe(src).frames * 640) if audio == "silent" else None
+    return write_clip(dst, read_frames(src), silence)
 
 
 def test_silence_is_not_a_guess(tmp_path):

@@ -499,3 +499,12 @@ def test_dev_audio_cap_cuts_the_same_samples():
     path = need(DEV / "vrt_face2.mp4")  # 44.1 kHz stereo AAC
     whole = media.read_audio(path)
     assert np.array_equal(media.read_audio(path, max_seconds=2.0), whole[: 2 * SAMPLE_RATE])
+
+
+def test_write_clip_round_trip_keeps_sync(tmp_path):
+    """media.write_clip: frames and audio come back aligned (no AAC priming delay)."""
+    audio = np.zeros(50 * 640)
+    audio[16000:16002] = 0.6  # a click at 1.0 s
+    path = media.write_clip(tmp_path / "w.mp4", (picture(k) for k in range(50)), audio)
+    assert [index(f) for f in media.read_frames(path)] == list(range(50))
+    assert abs(click(media.read_audio(path)) - 16000) <= CLICK_SLACK
