@@ -11,15 +11,21 @@ per 25 fps frame; scoring.py compares the streams the same way for all of them.
   is blind to forgeries whose mouths move in time with the audio (lip-sync generators).
 """
 
+import os
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from .avhubert import load_checkpoint
+from .avhubert.download import find_cached
 from .detect import MouthTrack, Prepared
+from .errors import SpeechForensicsError
 from .features import SAMPLES_PER_FRAME, video_features
 from .mouth import interpolate_landmarks
+
+BACKENDS = ("timing", "avhubert")  # names for --backend; the first is the weight-free default
+CHECKPOINT_ENV = "SPEECHFORENSICS_CHECKPOINT"  # environment variable naming a checkpoint
 
 # TimingBackend
 CONTEXT_FRAMES = 6  # frames either side of each frame: 13-frame (0.52 s) local windows
@@ -81,3 +87,26 @@ def _context(signal: np.ndarray, half: int = CONTEXT_FRAMES) -> np.ndarray:
         np.pad(signal, half, mode="edge"), 2 * half + 1
     )
     return (windows - windows.mean(axis=1, keepdims=True)).astype(np.float32)
+
+
+def load_backend(name: str | None = None, checkpoint: str | Path | None = None):
+    """The backend called `name` (one of BACKENDS). With no name: avhubert when a checkpoint is
+    given, named in $SPEECHFORENSICS_CHECKPOINT or downloaded to the cache (large preferred), else
+    the weight-free default."""
+    checkpoint = checkpoint or os.environ.get(CHECKPOINT_ENV) or _cached_checkpoint()
+    name = name or ("avhubert" if checkpoint else BACKENDS[0])
+    if name == "timing":
+        return TimingBackend()
+    if name != "avhubert":
+        raise SpeechForensicsError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}")
+    if not checkpoint:
+        raise SpeechForensicsError(
+            f"the avhubert backend needs a checkpoint: --checkpoint FILE, ${CHECKPOINT_ENV}, "
+            "or `speechforensics download large`"
+        )
+    return AVHubertBackend(checkpoint)
+
+
+def _cached_checkpoint() -> Path | None:
+    """The downloaded AV-HuBERT checkpoint, large preferred (`speechforensics download`)."""
+    return find_cached("large") or find_cached("base")

@@ -2,7 +2,6 @@
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -10,11 +9,10 @@ import torch
 
 from . import __version__
 from .avhubert import LARGE, ModelConfig, convert, load_checkpoint, read_checkpoint
-from .avhubert.download import available_models, cache_dir, download, find_cached
+from .avhubert.download import available_models, cache_dir, download
+from .backends import BACKENDS, CHECKPOINT_ENV
 from .errors import SpeechForensicsError
 from .media import FORMATS, MAX_SECONDS
-
-CHECKPOINT_ENV = "SPEECHFORENSICS_CHECKPOINT"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -58,7 +56,7 @@ def _add_detect(sub) -> None:
     p.add_argument("videos", type=Path, nargs="+", help=f"video files ({FORMATS})")
     p.add_argument(
         "--backend",
-        choices=["timing", "avhubert"],
+        choices=BACKENDS,
         help="timing (no download) or avhubert (the default when a checkpoint is given, set in "
         f"${CHECKPOINT_ENV} or downloaded to the cache)",
     )
@@ -215,23 +213,9 @@ def _numbered(path: Path, suffix: str) -> Path:
 
 
 def _backend(args):
-    from .backends import AVHubertBackend, TimingBackend
+    from .backends import load_backend
 
-    checkpoint = args.checkpoint or os.environ.get(CHECKPOINT_ENV) or _cached_checkpoint()
-    name = args.backend or ("avhubert" if checkpoint else "timing")
-    if name == "timing":
-        return TimingBackend()
-    if not checkpoint:
-        raise SpeechForensicsError(
-            f"the avhubert backend needs a checkpoint: --checkpoint FILE, ${CHECKPOINT_ENV}, "
-            "or `speechforensics download large`"
-        )
-    return AVHubertBackend(checkpoint)
-
-
-def _cached_checkpoint() -> Path | None:
-    """The downloaded AV-HuBERT checkpoint, large preferred (`speechforensics download`)."""
-    return find_cached("large") or find_cached("base")
+    return load_backend(args.backend, args.checkpoint)
 
 
 def _result_line(r: dict) -> str:
