@@ -5,7 +5,7 @@ then prints per clip the score, speech seconds and wall time against the clip's 
 threshold the backend would get from the genuine clips alone (their 5th percentile: 5 % false
 alarms, no forgery used); and the AUC of real vs fake, overall and per kind of forgery.
 
-    python benchmarks/detect_dev.py [--backend timing|avhubert] [--checkpoint CKPT]
+    python benchmarks/detect_dev.py [--backend lipsync-lite|avhubert] [--checkpoint CKPT]
 """
 
 import argparse
@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from speechforensics.backends import AVHubertBackend, TimingBackend
+from speechforensics.backends import BACKENDS, load_backend
 from speechforensics.detect import detect
 from speechforensics.errors import SpeechForensicsError
 
@@ -33,18 +33,19 @@ def auc(real: list[float], fake: list[float]) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clips", type=Path, default=DEV)
-    parser.add_argument("--backend", choices=["timing", "avhubert"], default="timing")
+    parser.add_argument("--backend", choices=BACKENDS, default=BACKENDS[0])
     parser.add_argument("--checkpoint", type=Path)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument(
-        "--fakes", type=Path, help="also score constructed fakes (scripts/make_fakes.py output)"
+        "--fakes", type=Path, help="also score fakes from speechforensics make-fakes"
     )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    backend = TimingBackend() if args.backend == "timing" else AVHubertBackend(args.checkpoint)
+    backend = load_backend(args.backend, args.checkpoint)
     rows = manifest(args.clips)
     if args.fakes:
-        rows = [r for r in rows if r["label"] == "real"] + manifest(args.fakes, "fakes.tsv")
+        made = manifest(args.fakes, "fakes.tsv")  # it lists the genuine clips too
+        rows = [r for r in rows if r["label"] == "real"] + [r for r in made if r["label"] == "fake"]
     print("| clip | label | kind | score | offset | speech s | seconds / clip seconds |")
     print("|---|---|---|---|---|---|---|")
     scores = {}

@@ -42,7 +42,18 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for add in (_add_detect, _add_download, _add_crops, _add_inspect, _add_convert):
+    for add in (
+        _add_detect,
+        _add_download,
+        _add_crops,
+        _add_inspect,
+        _add_convert,
+        _add_serve,
+        _add_fit_lite,
+        _add_evaluate,
+        _add_make_fakes,
+        _add_pretrain,
+    ):
         add(sub)
     for p in sub.choices.values():
         p.add_argument(
@@ -61,6 +72,9 @@ def _add_detect(sub) -> None:
         f"${CHECKPOINT_ENV} or downloaded to the cache)",
     )
     p.add_argument("--checkpoint", type=Path, help=f"AV-HuBERT checkpoint (or ${CHECKPOINT_ENV})")
+    p.add_argument(
+        "--lite-params", type=Path, help="lipsync-lite parameters from fit-lite (default: shipped)"
+    )
     p.add_argument("--threshold", type=float, help="score below which a video is called fake")
     p.add_argument("--json", type=Path, help="write one JSON list with a result per video")
     p.add_argument("--plot", type=Path, help="save the timeline figure (.png; per video with -N)")
@@ -123,6 +137,33 @@ def _add_convert(sub) -> None:
     p.set_defaults(run=_convert)
 
 
+def _add_fit_lite(sub) -> None:
+    p = sub.add_parser(
+        "fit-lite", help="fit the lipsync-lite backend on genuine clips (no forgery is used)"
+    )
+    p.add_argument("list", type=Path, help="list of videos (formats of evaluate); real ones used")
+    p.add_argument("--root", type=Path, help="folder the list's paths are relative to")
+    p.add_argument("--out", type=Path, required=True, help="parameter file to write (.npz)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(run=_fit_lite)
+
+
+def _fit_lite(args) -> int:
+    from .evaluate import read_list
+    from .lite import fit_corpus
+
+    paths = [item.path for item in read_list(args.list, args.root) if item.label == 1]
+    summary = fit_corpus(paths, args.out, progress=_show_progress(args))
+    print(
+        f"{args.out}: fitted on {len(paths)} genuine clips; held out by fold: AUC genuine vs "
+        f"swapped voice {summary['held_out_auc_swapped_voice']:.3f} "
+        f"({summary['held_out_genuine']} vs {summary['held_out_swapped']}); threshold at "
+        f"{summary['false_alarms']:.0%} false alarms {summary['threshold']:.4f} (use --threshold "
+        "with --lite-params)"
+    )
+    return 0
+
+
 def _size_name(config: ModelConfig) -> str:
     def shape(c: ModelConfig) -> tuple:
         return (
@@ -172,6 +213,15 @@ def _inspect(args) -> int:
 
 def _detect(args) -> int:
     backend = _backend(args)
+    if _show_progress(args):  # to a person at a terminal; stdout carries only results
+        print(f"speechforensics: {backend.about}", file=sys.stderr)
+        if backend.name != "avhubert":
+            print(
+                "speechforensics: for the paper's method, which also sees lip-sync and generated "
+                "faces: `speechforensics download large` (1-2 GB, non-commercial licence); "
+                "detect then uses it",
+                file=sys.stderr,
+            )
     results, failed = [], 0
     for n, video in enumerate(args.videos):
         try:
@@ -193,7 +243,8 @@ def _detect_one(args, backend, video: Path, n: int) -> dict:
     from .detect import judge, prepare
     from .report import html_page, plot_png
 
-    clip = prepare(video, args.max_seconds, progress=_show_progress(args))
+    crops = backend.needs_crops or bool(args.plot or args.html)  # the report shows the crops
+    clip = prepare(video, args.max_seconds, progress=_show_progress(args), crops=crops)
     result = judge(clip, backend, args.threshold)
     if args.plot or args.html:
         crops = next(t.crops for t in clip.tracks if t.face.id == result["face"])
@@ -215,7 +266,7 @@ def _numbered(path: Path, suffix: str) -> Path:
 def _backend(args):
     from .backends import load_backend
 
-    return load_backend(args.backend, args.checkpoint)
+    return load_backend(args.backend, args.checkpoint, getattr(args, "lite_params", None))
 
 
 def _result_line(r: dict) -> str:
@@ -275,3 +326,209 @@ def _convert(args) -> int:
         f"{out} (+ {out.with_suffix('.json').name}): load it with load_checkpoint or --checkpoint"
     )
     return 0
+
+
+def _add_serve(sub) -> None:
+    p = sub.add_parser("serve", help="a web page on this machine to check videos in a browser")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (others need --token)")
+    p.add_argument("--port", type=int, default=8765, help="port to listen on")
+    p.add_argument("--checkpoint", type=Path, help=f"AV-HuBERT checkpoint (or ${CHECKPOINT_ENV})")
+    p.add_argument(
+        "--data", type=Path, help="folder for uploads and results (default: the user data folder)"
+    )
+    p.add_argument("--token", help="secret needed by every request ($SPEECHFORENSICS_TOKEN)")
+    p.add_argument("--workers", type=_positive, default=1, help="videos checked at the same time")
+    p.add_argument("--max-upload-mb", type=_positive, default=2048, help="largest upload (MiB)")
+    p.add_argument(
+        "--max-seconds", type=float, default=MAX_SECONDS, help="analyse at most this much"
+    )
+    p.set_defaults(run=_serve)
+
+
+def _positive(value: str) -> int:
+    if not value.isdigit() or int(value) < 1:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number of at least 1")
+    return int(value)
+
+
+def _serve(args) -> int:
+    import os
+
+    try:
+        from . import serve
+    except ImportError as e:
+        raise SpeechForensicsError(
+            f"speechforensics serve needs {e.name}: pip install 'speechforensics[serve]'"
+        ) from e
+    config = serve.ServeConfig(
+        data=args.data or serve.default_data_dir(),
+        host=args.host,
+        port=args.port,
+        token=args.token or os.environ.get(serve.TOKEN_ENV) or None,
+        checkpoint=args.checkpoint,
+        workers=args.workers,
+        max_upload_bytes=args.max_upload_mb * 1024**2,
+        max_seconds=args.max_seconds,
+    )
+    serve.serve(config)
+    return 0
+
+
+def _add_evaluate(sub) -> None:
+    p = sub.add_parser("evaluate", help="score a labelled list of videos: AUC, AP, EER, ...")
+    p.add_argument(
+        "list",
+        type=Path,
+        help="'path label' lines (1 real, 0 fake), a CSV/TSV with file and label columns, or "
+        "a folder with real/ and fake/ subfolders",
+    )
+    p.add_argument("--root", type=Path, help="folder the list's paths start from (its own)")
+    p.add_argument("--out", type=Path, required=True, help="results folder; rerun to resume")
+    p.add_argument("--backend", choices=BACKENDS, help="as for detect")
+    p.add_argument("--checkpoint", type=Path, help=f"AV-HuBERT checkpoint (or ${CHECKPOINT_ENV})")
+    p.add_argument("--lite-params", type=Path, help="lipsync-lite parameters (default: shipped)")
+    p.add_argument("--threshold", type=float, help="score below which a video is called fake")
+    p.add_argument("--workers", type=int, default=1, help="processes judging videos at once")
+    p.add_argument("--cache", type=Path, help="preprocessing cache (default: OUT/cache)")
+    p.add_argument("--category-regex", help="category = this regex's first group in the path")
+    p.add_argument(
+        "--trim-silence", action="store_true", help="also score without leading/trailing silence"
+    )
+    group = p.add_mutually_exclusive_group()
+    group.add_argument(
+        "--perturb", metavar="TYPE:LEVEL", type=_perturbation, help="distort every video first"
+    )
+    group.add_argument(
+        "--robustness",
+        nargs="?",
+        const="video",
+        choices=("video", "audio", "all"),
+        help="clean and every distortion at every level (video: the paper's 35)",
+    )
+    _add_clip_options(p)
+    p.set_defaults(run=_evaluate)
+
+
+def _perturbation(value: str) -> str:
+    from .perturb import parse
+
+    try:
+        return parse(value).spec
+    except SpeechForensicsError as e:
+        raise argparse.ArgumentTypeError(str(e)) from e
+
+
+def _evaluate(args) -> int:
+    from . import evaluate, perturb
+
+    items = evaluate.read_list(args.list, args.root, args.category_regex)
+    checkpoint = None if args.checkpoint is None else str(args.checkpoint)
+    config = evaluate.EvalConfig(
+        backend=args.backend,
+        checkpoint=checkpoint,
+        lite_params=None if args.lite_params is None else str(args.lite_params),
+        threshold=args.threshold,
+        max_seconds=args.max_seconds,
+        trim_silence=args.trim_silence,
+        perturbation=args.perturb,
+    )
+    common = (args.cache, max(1, args.workers), _show_progress(args))
+    if not args.robustness:
+        summary = evaluate.evaluate(items, args.out, config, *common)
+        print(evaluate.table(summary))
+        return 1 if summary["failures"] else 0
+    conditions = {
+        "video": perturb.all_video(),
+        "audio": perturb.all_audio(),
+        "all": perturb.all_video() + perturb.all_audio(),
+    }[args.robustness]
+    result = evaluate.robustness(items, args.out, config, conditions, *common)
+    print(evaluate.robustness_table(result))
+    return 1 if any(result["failures"].values()) else 0
+
+
+def _add_make_fakes(sub) -> None:
+    from .fakes import KINDS
+
+    p = sub.add_parser("make-fakes", help="write dubbed, shifted and spliced copies of real clips")
+    p.add_argument(
+        "real",
+        type=Path,
+        help="folder of genuine clips (with MANIFEST.tsv: its real ones) or a list",
+    )
+    p.add_argument("out", type=Path, help="folder for the fakes and fakes.tsv")
+    p.add_argument("--limit", type=int, help="only the first N genuine clips")
+    p.add_argument("--kinds", nargs="+", choices=KINDS, default=list(KINDS), help="what to make")
+    p.set_defaults(run=_make_fakes)
+
+
+def _make_fakes(args) -> int:
+    from .fakes import make_fakes
+
+    def log(message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+
+    listing, failed = make_fakes(args.real, args.out, args.limit, tuple(args.kinds), log)
+    print(listing)
+    return 1 if failed else 0
+
+
+def _add_pretrain(sub) -> None:
+    p = sub.add_parser(
+        "pretrain",
+        help="self-supervised AV-HuBERT pretraining on genuine videos (torchrun for many GPUs)",
+    )
+    p.add_argument("manifest", type=Path, help="list of videos (as evaluate reads); real ones used")
+    p.add_argument("--root", type=Path, help="folder the list's relative paths start from")
+    p.add_argument("--out", type=Path, required=True, help="run folder: metrics, checkpoints")
+    p.add_argument(
+        "--config",
+        choices=("tiny", "base", "large"),
+        default="base",
+        help="model and training sizes: tiny (CPU, tests), base or large (default base)",
+    )
+    p.add_argument("--max-steps", type=int, help="updates to train for (overrides the config)")
+    p.add_argument("--resume", action="store_true", help="go on from OUT/checkpoint_last.pt")
+    p.add_argument(
+        "--targets-from",
+        type=Path,
+        metavar="CHECKPOINT",
+        help="next iteration: cluster this model's features (target_layer) instead of MFCCs",
+    )
+    p.add_argument("--cache", type=Path, help="prepared-data folder (default OUT/data)")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="change a TrainConfig field, e.g. --set clusters=500 --set lr=0.0005",
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(run=_pretrain)
+
+
+def _pretrain(args) -> int:
+    from .pretrain import CHECKPOINT_NAME, METRICS_NAME, run
+
+    def log(message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+
+    overrides = list(args.set) + ([f"max_steps={args.max_steps}"] if args.max_steps else [])
+    _, errors = run(
+        args.manifest,
+        args.out,
+        args.config,
+        root=args.root,
+        cache=args.cache,
+        overrides=tuple(overrides),
+        resume=args.resume,
+        targets_from=args.targets_from,
+        progress=_show_progress(args),
+        report=log,
+    )
+    print(
+        json.dumps(
+            {"checkpoint": str(args.out / CHECKPOINT_NAME), "metrics": str(args.out / METRICS_NAME)}
+        )
+    )
+    return 1 if errors else 0

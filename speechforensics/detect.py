@@ -22,6 +22,7 @@ import torch
 from . import face, media, mouth, scoring
 from .errors import SpeechForensicsError
 from .features import audio_features
+from .perturb import Perturbation
 
 INT16_SCALE = 32768.0  # media gives int16 / 32768; the filterbank is defined on int16 units
 PREFETCH_FRAMES = 16  # frames decoded ahead in a background thread
@@ -32,7 +33,7 @@ class MouthTrack:
     """One face across the clip and its mouth crops (one per frame of the clip)."""
 
     face: face.FaceTrack
-    crops: np.ndarray  # [T, 96, 96] uint8
+    crops: np.ndarray | None  # [T, 96, 96] uint8; None when prepared with crops=False
     missing: np.ndarray  # [T] bool: no face measured within max_gap_frames (not evidence)
 
     def summary(self) -> dict:
@@ -54,25 +55,42 @@ def prepare(
     max_seconds: float = media.MAX_SECONDS,
     face_config: face.FaceConfig | None = None,
     progress: bool = False,
+    perturbation: Perturbation | None = None,
+    crops: bool = True,
 ) -> Prepared:
     """Decode `path`, find its faces and cut their mouths; raises SpeechForensicsError (one line,
-    naming the file) when the clip cannot be judged."""
+    naming the file) when the clip cannot be judged. `perturbation` (perturb.py) distorts the
+    decoded frames before face detection, identically in both passes, and the audio. With
+    `crops=False` the second pass is skipped and the tracks carry no mouth crops (for backends
+    that read the landmarks only)."""
     face_config = face_config or face.FaceConfig()
     info = media.probe(path, max_seconds)
     audio = media.read_audio(path, max_seconds)
+    if perturbation is not None:
+        audio = perturbation.audio(audio)
     feats = audio_features(audio.astype(np.float64) * INT16_SCALE)
     assert feats.shape[0] == info.frames, (feats.shape, info.frames)
-    frames = _progress(_prefetch(media.read_frames(path, max_seconds)), info, progress, "faces")
+    frames = _progress(_decode(path, max_seconds, perturbation), info, progress, "faces")
     faces = face.track_faces(frames, face_config)
     if not faces:
         raise SpeechForensicsError(
             f"{path}: no face long enough to judge in its {info.frames} frames "
             f"({info.duration:.1f} s); speechforensics needs a visible talking face"
         )
-    frames = _progress(_prefetch(media.read_frames(path, max_seconds)), info, progress, "mouths")
-    crops = _crop_all(frames, [f.landmarks for f in faces], info.frames)
-    tracks = [MouthTrack(f, c, _missing(f)) for f, c in zip(faces, crops, strict=True)]
+    if crops:
+        frames = _progress(_decode(path, max_seconds, perturbation), info, progress, "mouths")
+        cut = _crop_all(frames, [f.landmarks for f in faces], info.frames)
+    else:
+        cut = [None] * len(faces)
+    tracks = [MouthTrack(f, c, _missing(f)) for f, c in zip(faces, cut, strict=True)]
     return Prepared(info, audio, feats, tracks)
+
+
+def _decode(path, max_seconds: float, perturbation: Perturbation | None) -> Iterator:
+    """The clip's frames, decoded ahead in a thread and distorted there when asked (the same
+    frames on every call: perturbations are seeded)."""
+    frames = media.read_frames(path, max_seconds)
+    return _prefetch(frames if perturbation is None else perturbation.frames(frames))
 
 
 def _crop_all(frames, landmarks: list[np.ndarray], total: int) -> list[np.ndarray]:
@@ -150,7 +168,8 @@ def detect(
 ) -> dict:
     """Judge one video: a JSON-ready dict (see README). `backend` is one of backends.py;
     `threshold` overrides the backend's calibrated one (scoring.THRESHOLDS)."""
-    return judge(prepare(path, max_seconds, progress=progress), backend, threshold)
+    clip = prepare(path, max_seconds, progress=progress, crops=backend.needs_crops)
+    return judge(clip, backend, threshold)
 
 
 def judge(clip: Prepared, backend, threshold: float | None = None) -> dict:
@@ -176,45 +195,67 @@ def judge(clip: Prepared, backend, threshold: float | None = None) -> dict:
         "offset_ms": scoring.offset_ms(best["offset_frames"]),
         "speech_seconds": best["speech_seconds"],
         "backend": backend.name,
+        "backend_about": backend.about,
         "face": best["id"],
         "tracks": [{k: j[k] for k in ("id", "score", "offset_frames")} | j["face"] for j in judged],
         "timeline": best["timeline"],
         "segments": best["segments"],
         "offset_curve": best["offset_curve"],
         "duration_s": clip.info.duration,
-        "warnings": _warnings(clip, backend, threshold),
+        "warnings": _warnings(clip, backend, threshold, best),
         "error": None,
     }
 
 
-def _warnings(clip: Prepared, backend, threshold: float | None) -> list[str]:
+def _warnings(clip: Prepared, backend, threshold: float | None, best: dict) -> list[str]:
     warnings = []
     if threshold is None:
         warnings.append(f"no calibrated threshold for the {backend.name} backend; pass --threshold")
+    elif _out_of_step(best, backend.search, threshold):
+        ms = scoring.offset_ms(best["offset_frames"])
+        warnings.append(
+            f"lips and voice agree as in genuine clips only with the audio moved by {ms:+.0f} ms "
+            f"({'later' if ms > 0 else 'earlier'} than the video): out of step by that much "
+            "(a dub, an edit or a muxing fault)"
+        )
     if clip.info.truncated:
         warnings.append(f"only the first {clip.info.duration:.0f} s were analysed (max_seconds)")
     return warnings
 
 
+def _out_of_step(best: dict, search: scoring.Search, threshold: float) -> bool:
+    """Whether the clip agrees well only at an offset beyond the ones its score searches."""
+    if abs(best["offset_frames"]) <= search.score_shift:
+        return False
+    peak = best["offset_curve"][best["offset_frames"] + search.max_shift]
+    return peak is not None and peak >= threshold
+
+
 def _judge(backend, clip: Prepared, track: MouthTrack, speech: np.ndarray, threshold) -> dict:
+    search: scoring.Search = backend.search
     visual, audio = backend.streams(clip, track)
-    matrix = scoring.sync_matrix(visual, audio)
+    fill = np.nan if search.baseline_from else 0.0  # a baseline leaves the ends out, not 0
+    matrix = scoring.sync_matrix(visual, audio, search.max_shift, fill)
     usable = speech & ~track.missing  # speech, with this face in view
-    score = scoring.gated_score(matrix, usable)
-    rows = matrix[usable] if usable.any() else matrix
-    offset = scoring.best_offset(rows)
-    windows = scoring.timeline(matrix, usable, offset)
+    if search.baseline_from:  # compare with speech at every offset, then against far offsets
+        matrix = scoring.relative(scoring.partner_gated(matrix, speech), search.baseline_from)
+        rows = matrix[~track.missing]
+    else:
+        rows = matrix[usable] if usable.any() else matrix
+    score = scoring.gated_score(matrix, usable, search.score_shift)
+    curve = scoring.offset_curve(rows)
+    windows = scoring.timeline(matrix, usable, scoring.best_offset(rows, search.score_shift))
     return {
         "id": track.face.id,
         "score": score,
-        "offset_frames": offset,
+        "offset_frames": scoring.best_offset(rows),
         "speech_seconds": scoring.speech_seconds(usable),
         "face": track.summary() | {"box_px": [round(v, 1) for v in track.face.mean_box]},
         "timeline": [dataclasses.asdict(w) for w in windows],
         "segments": []
         if threshold is None
         else [list(s) for s in scoring.segments(windows, threshold)],
-        "offset_curve": [float(v) for v in rows.mean(axis=0)],
+        "offset_curve": [None if np.isnan(v) else float(v) for v in curve],
     }
 
 

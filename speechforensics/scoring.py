@@ -10,6 +10,7 @@ This module is the only home of scoring thresholds; each is a constant below, wi
 """
 
 import itertools
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,6 +24,25 @@ MAX_SHIFT_FRAMES = 15  # video frames either way (15 x 40 ms = 600 ms): 31 offse
 NORMALIZE_EPS = 1e-12  # floor of a frame's L2 norm before normalising, as F.normalize
 COSINE_EPS = 1e-8  # floor of the product of norms, as F.cosine_similarity (zero rows give 0)
 FRAME_MS = 1000 / VIDEO_FPS  # ms per video frame (40)
+MIN_OVERLAP = 0.5  # share of the best-covered offset's frames an offset needs to be scored
+
+
+@dataclass(frozen=True)
+class Search:
+    """Which audio offsets a backend's streams are compared at, and how the clip score reads them.
+
+    The paper's search (the default): offsets up to 15 frames either way, the score is the best
+    of them. A search with ``score_shift`` < ``max_shift`` and a ``baseline_from`` scores how
+    much better the streams agree near zero offset than far from it: a peak that searching many
+    offsets cannot manufacture, and an offset reported from a wider range (a 2 s dub is found).
+    """
+
+    max_shift: int = MAX_SHIFT_FRAMES  # frames either way compared, and searched for the offset
+    score_shift: int = MAX_SHIFT_FRAMES  # frames either way the clip score may search
+    baseline_from: int | None = None  # subtract each frame's mean similarity at |offset| >= this
+
+
+PAPER = Search()
 
 # Timeline
 WINDOW_FRAMES = 25  # video frames per timeline window (1 s)
@@ -33,8 +53,9 @@ MIN_WINDOW_SPEECH_FRACTION = 0.4  # share of a window's frames that must be spee
 # percentile of that backend's scores on genuine clips only (5 % false alarms on real videos):
 # no forgery is used to set it (benchmarks/detect_dev.py prints it).
 THRESHOLDS: dict[str, float] = {
-    # 29 genuine dev clips (../shared/media/dev), 2026-11-25: 5th percentile 0.1458
-    "timing": 0.146,
+    # 29 genuine dev clips (../shared/media/dev), each scored by a model fitted without it (5
+    # folds; `speechforensics fit-lite`, stored in data/lipsync_lite.npz): 5th percentile 0.2766
+    "lipsync-lite": 0.277,
     # "avhubert": not calibrated here (no official weights on our machines): pass --threshold
 }
 
@@ -93,12 +114,13 @@ def _l2_normalise(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), NORMALIZE_EPS)
 
 
-def sync_matrix(visual, audio, max_shift: int = MAX_SHIFT_FRAMES) -> np.ndarray:
+def sync_matrix(visual, audio, max_shift: int = MAX_SHIFT_FRAMES, fill: float = 0.0) -> np.ndarray:
     """[T, 2*max_shift+1] float32 cosine similarities, exactly the original ``calc_cos_dist``.
 
     ``visual`` [Tv, D] and ``audio`` [Ta, D] (numpy or torch). When Tv != Ta the visual frames
     are index-resampled to T = Ta. Entry [i, k] compares visual frame i with audio frame
-    i + k - max_shift (zero beyond the audio's ends): k > max_shift means audio later than video.
+    i + k - max_shift (``fill`` beyond the audio's ends: 0 as the original, NaN to leave those
+    out of every mean): k > max_shift means audio later than video.
     """
     v, a = _as_numpy(visual, "visual"), _as_numpy(audio, "audio")
     if v.shape[1] != a.shape[1]:
@@ -115,18 +137,75 @@ def sync_matrix(visual, audio, max_shift: int = MAX_SHIFT_FRAMES) -> np.ndarray:
     for k in range(2 * max_shift + 1):  # a loop over the 31 offsets, vectorised over frames
         dot = np.einsum("td,td->t", v, padded[k : k + frames])
         out[:, k] = dot / np.maximum(v_norm * a_norm[k : k + frames], COSINE_EPS)
+    if fill != 0.0:
+        for k in range(max_shift):  # the corners that compare with audio beyond the ends
+            out[: max_shift - k, k] = fill
+            out[max(frames - max_shift + k, 0) :, 2 * max_shift - k] = fill
     return out
 
 
-def video_score(matrix) -> float:
-    """The published clip score: the time-mean of each offset's column, at the best offset."""
-    return float(_check_matrix(matrix).mean(axis=0).max())
-
-
-def best_offset(matrix) -> int:
-    """Offset in video frames with the highest time-mean; positive = audio later than video."""
+def relative(matrix, baseline_from: int) -> np.ndarray:
+    """The matrix less each frame's mean similarity at offsets of ``baseline_from`` frames or
+    more either way (NaN entries left out): how much better than chance each offset agrees."""
     matrix = _check_matrix(matrix)
-    return int(np.argmax(matrix.mean(axis=0))) - matrix.shape[1] // 2
+    c = matrix.shape[1] // 2
+    far = np.r_[0 : max(c - baseline_from + 1, 0), c + baseline_from : 2 * c + 1]
+    if not len(far):
+        raise SpeechForensicsError(f"no offsets of {baseline_from} frames or more to compare")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a frame with no far offset: NaN
+        baseline = np.nanmean(matrix[:, far], axis=1, keepdims=True)
+    return (matrix - baseline).astype(np.float32)
+
+
+def offset_curve(matrix) -> np.ndarray:
+    """[2*max_shift+1] each offset's mean similarity over the frames; NaN entries are left out,
+    and an offset with under MIN_OVERLAP of the valid entries of the best-covered offset is NaN
+    (a mean over a few frames at the ends would be noise)."""
+    matrix = _check_matrix(matrix)
+    valid = (~np.isnan(matrix)).sum(axis=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # an offset with no frames: NaN
+        curve = np.nanmean(matrix, axis=0)
+    curve[valid < MIN_OVERLAP * valid.max()] = np.nan
+    return curve
+
+
+def partner_gated(matrix, speech) -> np.ndarray:
+    """The matrix with NaN wherever the audio frame compared is not speech: entry [i, k] holds
+    audio frame i + k - max_shift, so a wide offset search compares the lips with the speech
+    that frame's offset brings, not with whatever sits at frame i."""
+    matrix = _check_matrix(matrix).copy()
+    speech = _check_speech(speech, len(matrix))
+    shift = matrix.shape[1] // 2
+    padded = np.pad(speech, shift)  # beyond the ends: not speech
+    partner = np.lib.stride_tricks.sliding_window_view(padded, 2 * shift + 1)
+    matrix[~partner] = np.nan
+    return matrix
+
+
+def _best(curve: np.ndarray, within: int | None) -> int:
+    """Index of the curve's highest value among offsets within ``within`` frames of zero."""
+    c = len(curve) // 2
+    lo = 0 if within is None else max(c - within, 0)
+    part = curve[lo : len(curve) - lo]
+    if np.isnan(part).all():
+        return c
+    return lo + int(np.nanargmax(part))
+
+
+def video_score(matrix, within: int | None = None) -> float:
+    """The published clip score: the time-mean of each offset's column, at the best offset (of
+    those within ``within`` frames of zero; all by default)."""
+    curve = offset_curve(matrix)
+    return float(curve[_best(curve, within)])
+
+
+def best_offset(matrix, within: int | None = None) -> int:
+    """Offset in video frames with the highest time-mean (of those within ``within`` frames of
+    zero; all by default); positive = audio later than video."""
+    curve = offset_curve(matrix)
+    return _best(curve, within) - len(curve) // 2
 
 
 def offset_ms(frames: int) -> float:
@@ -198,7 +277,7 @@ def speech_seconds(speech) -> float:
 # Speech-gated score, timeline, segments
 
 
-def gated_score(matrix, speech) -> float | None:
+def gated_score(matrix, speech, within: int | None = None) -> float | None:
     """``video_score`` over the speech frames only; None below MIN_SPEECH_SECONDS of speech.
 
     The seconds judged are ``speech_seconds(speech)``. None means "too little speech to judge":
@@ -208,7 +287,7 @@ def gated_score(matrix, speech) -> float | None:
     speech = _check_speech(speech, len(matrix))
     if speech_seconds(speech) < MIN_SPEECH_SECONDS:
         return None
-    return float(matrix[speech].mean(axis=0).max())
+    return video_score(matrix[speech], within)
 
 
 @dataclass(frozen=True)
@@ -257,7 +336,9 @@ def timeline(
         stop = min(start + window_frames, len(matrix))
         voiced = speech[start:stop]
         fraction = float(voiced.mean())
-        score = float(column[start:stop][voiced].mean()) if voiced.any() else None
+        values = column[start:stop][voiced]
+        values = values[~np.isnan(values)]
+        score = float(values.mean()) if len(values) else None
         if fraction < MIN_WINDOW_SPEECH_FRACTION:
             score = None
         windows.append(Window(start / VIDEO_FPS, stop / VIDEO_FPS, score, fraction))

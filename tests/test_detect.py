@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from conftest import SHARED, need
 
-from speechforensics.backends import TimingBackend
+from speechforensics.backends import LiteBackend
 from speechforensics.detect import detect, prepare
 from speechforensics.errors import SpeechForensicsError
 from speechforensics.features import AUDIO_FEAT_DIM
@@ -112,17 +112,18 @@ def test_faceless_clip_from_the_cli(tmp_path):
 
 RESULT_KEYS = {
     "file", "score", "verdict", "threshold", "offset_frames", "offset_ms", "speech_seconds",
-    "backend", "face", "tracks", "timeline", "segments", "offset_curve", "duration_s",
-    "warnings", "error",
+    "backend", "backend_about", "face", "tracks", "timeline", "segments", "offset_curve",
+    "duration_s", "warnings", "error",
 }  # fmt: skip
 
 
 def test_detect_reports_score_verdict_offset_timeline():
-    result = detect(need(DEV / "lrs2_deepavsr_00016.mp4"), TimingBackend())
+    result = detect(need(DEV / "lrs2_deepavsr_00016.mp4"), LiteBackend())
     assert set(result) == RESULT_KEYS and result["error"] is None
-    assert result["backend"] == "timing" and result["threshold"] == THRESHOLDS["timing"]
+    assert result["backend"] == "lipsync-lite"
+    assert result["threshold"] == THRESHOLDS["lipsync-lite"]
     assert result["verdict"] == ("real" if result["score"] >= result["threshold"] else "fake")
-    assert -15 <= result["offset_frames"] <= 15 and len(result["offset_curve"]) == 31
+    assert -2 <= result["offset_frames"] <= 2 and len(result["offset_curve"]) == 125
     assert 5 < result["speech_seconds"] <= result["duration_s"]
     track = result["tracks"][0]
     assert {"score", "frames_measured", "box_px", "centre_px"} <= set(track)
@@ -135,8 +136,8 @@ def test_detect_reports_score_verdict_offset_timeline():
 
 def test_threshold_override_decides_the_verdict():
     path = need(DEV / "grid_lbax4n.mpg")
-    assert detect(path, TimingBackend(), threshold=0.99)["verdict"] == "fake"
-    low = detect(path, TimingBackend(), threshold=-0.99)
+    assert detect(path, LiteBackend(), threshold=0.99)["verdict"] == "fake"
+    low = detect(path, LiteBackend(), threshold=-0.99)
     assert low["verdict"] == "real" and low["segments"] == []
 
 
@@ -149,7 +150,7 @@ def rewrite(src, dst, audio: str):
 def test_silence_is_not_a_guess(tmp_path):
     path = rewrite(need(DEV / "grid_lbax4n.mpg"), tmp_path / "silent.mp4", "silent")
     with pytest.raises(SpeechForensicsError, match=r"silent\.mp4: too little speech to judge"):
-        detect(path, TimingBackend())
+        detect(path, LiteBackend())
 
 
 @pytest.mark.parametrize("case", ["missing", "text", "no audio", "no face", "silence", "truncated"])

@@ -17,7 +17,7 @@ def result(score=0.3, threshold=0.2):
     windows[3]["score"] = None  # too little speech there
     return {
         "file": "dir/<clip>.mp4", "score": score, "verdict": "real", "threshold": threshold,
-        "offset_frames": 2, "offset_ms": 80.0, "speech_seconds": 3.5, "backend": "timing",
+        "offset_frames": 2, "offset_ms": 80.0, "speech_seconds": 3.5, "backend": "lipsync-lite",
         "face": 0, "tracks": [{"id": 0, "score": score}], "timeline": windows,
         "segments": [[0.0, 0.5]], "offset_curve": list(np.linspace(-0.1, 0.3, 31)),
         "duration_s": 3.8, "warnings": ["a <warning>"], "error": None,

@@ -72,7 +72,7 @@ class Checkpoint:
 
     config: ModelConfig
     state_dict: dict[str, torch.Tensor]
-    kind: str  # "pre-trained", "fine-tuned" or "converted"
+    kind: str  # "pre-trained", "fine-tuned", "converted" or "pretrained here" (our own)
     stored_dtype: torch.dtype
 
     @property
@@ -95,7 +95,10 @@ def read_checkpoint(path: str | Path) -> Checkpoint:
         raise SpeechForensicsError(f"{path}: {what}")
     if _is_safetensors(path):
         return _read_safetensors(path)
-    return _read_fairseq(path, _unpickle(path))
+    obj = _unpickle(path)
+    if obj.get("format") == FORMAT:
+        return _read_own(path, obj)
+    return _read_fairseq(path, obj)
 
 
 def load_checkpoint(
@@ -170,6 +173,19 @@ def _read_safetensors(path: Path) -> Checkpoint:
         raise SpeechForensicsError(f"{path}: not a {FORMAT} v{FORMAT_VERSION} checkpoint")
     config = ModelConfig.from_dict(meta["config"])
     return Checkpoint(config, state, "converted", _stored_dtype(state))
+
+
+def _read_own(path: Path, obj: dict) -> Checkpoint:
+    """Our own checkpoints (pretraining): a plain dict with the format version, the ModelConfig
+    as a dict and the encoder's state dict under our key names; nothing pickled but tensors."""
+    if obj.get("version") != FORMAT_VERSION or not isinstance(obj.get("config"), dict):
+        raise SpeechForensicsError(f"{path}: not a {FORMAT} v{FORMAT_VERSION} checkpoint")
+    try:
+        config = ModelConfig.from_dict(obj["config"])
+    except (TypeError, ValueError) as e:
+        raise SpeechForensicsError(f"{path}: unsupported model config ({e})") from e
+    state = obj["model"]
+    return Checkpoint(config, state, "pretrained here", _stored_dtype(state))
 
 
 def _unpickle(path: Path) -> dict:

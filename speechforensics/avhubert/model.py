@@ -325,6 +325,10 @@ class AVHubert(nn.Module):
         fv = torch.zeros_like(fa) if fv is None else fv  # its front end, before the LayerNorm
         if fa.shape != fv.shape:
             raise ValueError(f"audio has {fa.shape[1]} frames but video has {fv.shape[1]}")
+        return self.combine(fa, fv)
+
+    def combine(self, fa: Tensor, fv: Tensor) -> Tensor:
+        """The two front ends' outputs [B, T, D] (audio, video) -> fused features [B, T, D]."""
         x = torch.cat([fa, fv], dim=-1) if self.config.modality_fuse == "concat" else fa + fv
         x = self.layer_norm(x)
         return x if self.post_extract_proj is None else self.post_extract_proj(x)

@@ -1,0 +1,294 @@
+"""lipsync-lite: the weight-free model behind the default backend, fitted on genuine clips only.
+
+What it compares, per 25 fps frame:
+- the lips: 16 measures of the 68 landmarks (lip gaps, widths, thicknesses, jaw and lip
+  positions), in a face frame that removes position, in-plane rotation and size (nose tip at the
+  origin, eye line horizontal, outer eye corners one unit apart), standardised over the track
+  (so face size, the person's mouth shape and the camera do not matter), plus their changes
+  from frame to frame;
+- the voice: the 26-band log filterbank of features.py at 100 Hz, its 4 frames per video frame
+  stacked (104 values), standardised over the clip (so level and microphone do not matter);
+- both over 7 frames (the frame and 3 either side, 0.28 s).
+
+Canonical correlation analysis, fitted on the speech frames of genuine clips, finds the
+CANONICAL_DIMS directions of the two in which lips and voice move together most; the backend's
+streams are the two projections, compared by cosine similarity like AV-HuBERT's. No forged
+video is used to fit it. The fitted numbers ship in data/lipsync_lite.npz, with their provenance;
+scripts/fit_lite.py reproduces them.
+"""
+
+import dataclasses
+import datetime
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from . import metrics
+from .errors import SpeechForensicsError
+from .features import SAMPLES_PER_FRAME, log_filterbank, stack_frames
+
+CONTEXT_FRAMES = 3  # frames either side stacked with each frame (7 frames, 0.28 s)
+CANONICAL_DIMS = 6  # canonical directions kept: the width of both streams
+REGULARISATION = 1.0  # share of the mean variance added to each covariance's diagonal
+INT16_SCALE = 32768.0  # the filterbank is defined on int16 units, media gives int16 / 32768
+STD_FLOOR = 1e-6  # floor of a standard deviation (a measure that never moves)
+FOLDS = 5  # cross-validation folds over the genuine clips (each fold held out once)
+FALSE_ALARMS = 0.05  # the threshold calls this share of held-out genuine clips fake
+PARAMS = Path(__file__).parent / "data" / "lipsync_lite.npz"
+FORMAT = 1  # version of the parameter file's layout
+
+# The face frame: nose tip at the origin, outer eye corners (36, 45) on the x axis, 1 apart.
+NOSE_TIP, EYE_CORNERS = 33, (36, 45)
+# Lip measures on the 68-point (iBUG 300-W) layout, in face-frame units.
+DISTANCES = (
+    (61, 67), (62, 66), (63, 65),  # inner-lip gaps: left, middle, right
+    (50, 58), (51, 57), (52, 56),  # outer-lip heights
+    (48, 54), (60, 64),  # outer and inner mouth width
+    (51, 62), (57, 66),  # upper and lower lip thickness
+)  # fmt: skip
+HEIGHTS = (8, 51, 57, 62, 66)  # y of the chin and of the upper/lower, outer/inner lip middles
+CORNERS = (48, 54)  # mouth corners: their mean y (smile, frown) and x difference (width, signed)
+MEASURES = len(DISTANCES) + len(HEIGHTS) + 2
+
+
+def face_frame(landmarks: np.ndarray) -> np.ndarray:
+    """[T, 68, 2] landmarks moved, rotated and scaled into the face frame."""
+    left, right = landmarks[:, EYE_CORNERS[0]], landmarks[:, EYE_CORNERS[1]]
+    eyes = right - left
+    scale = np.maximum(np.linalg.norm(eyes, axis=1), STD_FLOOR)
+    cos, sin = eyes[:, 0] / scale, eyes[:, 1] / scale
+    rotation = np.stack([np.stack([cos, sin], -1), np.stack([-sin, cos], -1)], -2)  # by -angle
+    centred = landmarks - landmarks[:, NOSE_TIP : NOSE_TIP + 1]
+    return np.einsum("tij,tkj->tki", rotation, centred) / scale[:, None, None]
+
+
+def lip_measures(landmarks: np.ndarray) -> np.ndarray:
+    """[T, MEASURES] lip geometry of each frame, in face-frame units."""
+    p = face_frame(np.asarray(landmarks, np.float64))
+    a, b = zip(*DISTANCES)
+    distances = np.linalg.norm(p[:, a] - p[:, b], axis=-1)
+    heights = p[:, HEIGHTS, 1]
+    corners = np.stack([p[:, CORNERS, 1].mean(1), p[:, CORNERS[1], 0] - p[:, CORNERS[0], 0]], 1)
+    return np.concatenate([distances, heights, corners], axis=1)
+
+
+def standardise(x: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+    """`x` with each column's mean removed and divided by its spread, measured over `rows`."""
+    ref = x if rows is None or not rows.any() else x[rows]
+    return (x - ref.mean(0)) / np.maximum(ref.std(0), STD_FLOOR)
+
+
+def with_context(x: np.ndarray, half: int = CONTEXT_FRAMES) -> np.ndarray:
+    """[T, (2*half+1)*D]: each row with the `half` rows before and after it (ends repeated)."""
+    padded = np.pad(x, ((half, half), (0, 0)), mode="edge")
+    return np.concatenate([padded[i : i + len(x)] for i in range(2 * half + 1)], axis=1)
+
+
+def visual_input(landmarks: np.ndarray, measured: np.ndarray | None = None) -> np.ndarray:
+    """[T, 2*MEASURES*7] from a track's (interpolated) landmarks; `measured` marks the frames
+    whose face was seen, over which the measures are standardised."""
+    lips = standardise(lip_measures(landmarks), measured)
+    return with_context(np.concatenate([lips, np.gradient(lips, axis=0)], axis=1))
+
+
+def audio_input(audio: np.ndarray) -> np.ndarray:
+    """[T, 104*7] from 16 kHz mono audio with 640 samples per video frame (media.read_audio)."""
+    frames = len(audio) // SAMPLES_PER_FRAME
+    bank = stack_frames(log_filterbank(np.asarray(audio, np.float64) * INT16_SCALE))[:frames]
+    return with_context(standardise(bank.astype(np.float64)))
+
+
+@dataclass(frozen=True)
+class LiteModel:
+    """Fitted means and canonical projections of both inputs, and where they came from."""
+
+    visual_mean: np.ndarray  # [Dv]
+    visual_projection: np.ndarray  # [Dv, CANONICAL_DIMS]
+    audio_mean: np.ndarray  # [Da]
+    audio_projection: np.ndarray  # [Da, CANONICAL_DIMS]
+    correlations: np.ndarray  # [CANONICAL_DIMS] canonical correlations on the fitting frames
+    provenance: dict  # clips, frames, settings, date, cross-validation: JSON-ready
+
+    def streams(self, visual: np.ndarray, audio: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The two [T, CANONICAL_DIMS] streams from visual_input and audio_input."""
+        return (
+            (visual - self.visual_mean) @ self.visual_projection,
+            (audio - self.audio_mean) @ self.audio_projection,
+        )
+
+    def save(self, path: str | Path) -> None:
+        arrays = {k: getattr(self, k) for k in ARRAYS}
+        meta = json.dumps({"format": FORMAT, "provenance": self.provenance})
+        np.savez(path, **arrays, meta=np.array(meta))
+
+
+ARRAYS = ("visual_mean", "visual_projection", "audio_mean", "audio_projection", "correlations")
+
+
+def load(path: str | Path = PARAMS) -> LiteModel:
+    """The fitted model in `path` (default: the one shipped); no pickle is read."""
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            arrays = {k: f[k] for k in ARRAYS}
+            meta = json.loads(str(f["meta"]))
+    except (OSError, ValueError, KeyError) as e:
+        raise SpeechForensicsError(f"{path}: not a lipsync-lite parameter file ({e})") from e
+    if meta.get("format") != FORMAT:
+        raise SpeechForensicsError(f"{path}: lipsync-lite format {meta.get('format')}, need 1")
+    dims = (2 * MEASURES * (2 * CONTEXT_FRAMES + 1), arrays["audio_mean"].shape[0])
+    if arrays["visual_projection"].shape[0] != dims[0]:
+        raise SpeechForensicsError(f"{path}: fitted for other lip measures than this version's")
+    return LiteModel(**arrays, provenance=meta["provenance"])
+
+
+def fit(examples, dims: int = CANONICAL_DIMS, regularisation: float = REGULARISATION, **prov):
+    """A LiteModel from (visual_input, audio_input, frames) triples of genuine clips, `frames`
+    marking the rows to fit on (speech with the face in view); `prov` goes into its provenance."""
+    x = np.concatenate([v[rows] for v, _, rows in examples])
+    y = np.concatenate([a[rows] for _, a, rows in examples])
+    if len(x) <= x.shape[1]:
+        raise SpeechForensicsError(f"{len(x)} speech frames are too few to fit lipsync-lite")
+    mx, my = x.mean(0), y.mean(0)
+    wx, wy = (
+        _inverse_sqrt(_covariance(x - mx, regularisation)),
+        _inverse_sqrt(_covariance(y - my, regularisation)),
+    )
+    u, s, vt = np.linalg.svd(wx @ ((x - mx).T @ (y - my) / len(x)) @ wy)
+    settings = {"context_frames": CONTEXT_FRAMES, "dims": dims, "regularisation": regularisation}
+    provenance = {"frames": len(x), "settings": settings, **prov}
+    return LiteModel(
+        mx.astype(np.float32),
+        (wx @ u[:, :dims]).astype(np.float32),
+        my.astype(np.float32),
+        (wy @ vt.T[:, :dims]).astype(np.float32),
+        s[:dims].astype(np.float32),
+        provenance,
+    )
+
+
+def _covariance(centred: np.ndarray, regularisation: float) -> np.ndarray:
+    c = centred.T @ centred / len(centred)
+    return c + regularisation * np.trace(c) / len(c) * np.eye(len(c))
+
+
+def _inverse_sqrt(c: np.ndarray) -> np.ndarray:
+    w, v = np.linalg.eigh(c)
+    return (v / np.sqrt(w)) @ v.T
+
+
+# Fitting on a corpus of genuine clips, with cross-validation
+
+
+@dataclass(eq=False)
+class Genuine:
+    """One genuine clip ready for fitting: its name, both inputs and the frames to fit on."""
+
+    name: str
+    clip: object  # detect.Prepared (landmarks and audio; no crops)
+    visual: np.ndarray
+    audio: np.ndarray
+    rows: np.ndarray  # speech with the face in view
+
+
+def read_genuine(paths, progress: bool = False) -> list[Genuine]:
+    """Prepare each clip (main face only; crops skipped). Clips that cannot be judged are left
+    out with a printed line, as a batch run does."""
+    from .detect import prepare
+    from .mouth import interpolate_landmarks
+    from .scoring import speech_frames
+
+    out = []
+    for path in paths:
+        try:
+            clip = prepare(path, crops=False, progress=progress)
+        except SpeechForensicsError as e:
+            print(f"skipped: {e}", flush=True)
+            continue
+        track = clip.tracks[0]
+        visual = visual_input(interpolate_landmarks(track.face.landmarks), ~track.missing)
+        rows = speech_frames(clip.audio) & ~track.missing
+        out.append(Genuine(Path(path).name, clip, visual, audio_input(clip.audio), rows))
+    return out
+
+
+def folds(clips: list[Genuine], count: int = FOLDS) -> list[tuple[list[Genuine], LiteModel]]:
+    """(held-out clips, model fitted on all the others) for each of `count` folds; clip i is in
+    fold i % count (the speakers of a fold are never seen in fitting when each clip shows a
+    different person)."""
+    out = []
+    for k in range(count):
+        held = clips[k::count]
+        rest = [c for c in clips if all(c is not h for h in held)]
+        out.append((held, fit([(c.visual, c.audio, c.rows) for c in rest])))
+    return out
+
+
+def cross_validate(clips: list[Genuine], count: int = FOLDS) -> dict:
+    """Held-out scores: each fold's genuine clips, and every pair of them with the voice of
+    another clip of the same fold, judged by the model fitted on the other folds."""
+    from .backends import LiteBackend
+    from .detect import judge
+
+    genuine, swapped = {}, {}
+    for held, model in folds(clips, count):
+        backend = LiteBackend(model)
+        for face in held:
+            for voice in held:
+                clip = face.clip if voice is face else _with_voice(face.clip, voice.clip)
+                score = judge(clip, backend, threshold=0.0)["score"]
+                (genuine if voice is face else swapped)[f"{face.name}+{voice.name}"] = score
+    return {"genuine": genuine, "swapped": swapped}
+
+
+def _with_voice(clip, other):
+    """`clip` with `other`'s audio, cut or padded with silence to its length."""
+    n = len(clip.audio)
+    return dataclasses.replace(
+        clip, audio=np.pad(other.audio[:n], (0, max(0, n - len(other.audio))))
+    )
+
+
+def fit_corpus(paths, out: str | Path, progress: bool = False) -> dict:
+    """Fit on the genuine clips at `paths`, cross-validate, save to `out`; returns the summary
+    (held-out AUC genuine vs swapped voice, the threshold at FALSE_ALARMS) also stored in the
+    file's provenance."""
+    clips = read_genuine(paths, progress)
+    if len(clips) < 2 * FOLDS:
+        raise SpeechForensicsError(f"{len(clips)} usable genuine clips; need {2 * FOLDS} to fit")
+    cv = cross_validate(clips)
+    genuine = [s for s in cv["genuine"].values() if s is not None]
+    swapped = [s for s in cv["swapped"].values() if s is not None]
+    summary = {
+        "held_out_auc_swapped_voice": metrics.auc(
+            [1] * len(genuine) + [0] * len(swapped), genuine + swapped
+        ),
+        "held_out_genuine": len(genuine),
+        "held_out_swapped": len(swapped),
+        "threshold": float(np.quantile(genuine, FALSE_ALARMS)),
+        "false_alarms": FALSE_ALARMS,
+    }
+    model = fit(
+        [(c.visual, c.audio, c.rows) for c in clips],
+        clips=[{"file": c.name, "sha256": _sha256(Path(p))} for c, p in _named(clips, paths)],
+        fitted=datetime.date.today().isoformat(),
+        cross_validation=summary | {"folds": FOLDS, "scores": cv},
+    )
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    model.save(out)
+    return summary
+
+
+def _named(clips: list[Genuine], paths) -> list[tuple[Genuine, Path]]:
+    by_name = {Path(p).name: p for p in paths}
+    return [(c, by_name[c.name]) for c in clips]
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

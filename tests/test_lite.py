@@ -1,0 +1,140 @@
+"""lipsync-lite: lip measures, the fitted model shipped with the package, and its fitting."""
+
+import dataclasses
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from conftest import SHARED, need
+
+from speechforensics import lite
+from speechforensics.backends import LiteBackend
+from speechforensics.detect import judge, prepare
+from speechforensics.errors import SpeechForensicsError
+from speechforensics.media import read_audio
+from speechforensics.mouth import interpolate_landmarks
+from speechforensics.scoring import THRESHOLDS
+
+DEV = SHARED / "media/dev"
+
+
+@pytest.fixture(scope="module")
+def clip():
+    return prepare(need(DEV / "lrs2_deepavsr_00016.mp4"), crops=False)
+
+
+def with_audio(clip, audio):
+    n = len(clip.audio)
+    return dataclasses.replace(clip, audio=np.pad(audio[:n], (0, max(0, n - len(audio)))))
+
+
+def test_lip_measures_ignore_where_the_face_is_and_how_big(clip):
+    landmarks = interpolate_landmarks(clip.tracks[0].face.landmarks)
+    angle = np.deg2rad(20)
+    rotate = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    moved = 2.5 * landmarks @ rotate.T + np.array([300.0, -40.0])
+    measures = lite.lip_measures(landmarks)
+    assert measures.shape == (len(landmarks), lite.MEASURES)
+    assert np.allclose(lite.lip_measures(moved), measures, atol=1e-9)
+    gaps = measures[:, :3].mean(1)  # inner-lip gap in eye distances: shut and open in a talk
+    assert gaps.min() < 0.05 and 0.15 < gaps.max() < 0.6
+
+
+def test_inputs_have_one_row_per_frame_with_context(clip):
+    landmarks = interpolate_landmarks(clip.tracks[0].face.landmarks)
+    visual = lite.visual_input(landmarks)
+    audio = lite.audio_input(clip.audio)
+    window = 2 * lite.CONTEXT_FRAMES + 1
+    assert visual.shape == (clip.info.frames, 2 * lite.MEASURES * window)
+    assert audio.shape == (clip.info.frames, 104 * window)
+    centre = slice(lite.CONTEXT_FRAMES * 104, (lite.CONTEXT_FRAMES + 1) * 104)
+    assert np.allclose(audio[:, centre].mean(0), 0) and np.allclose(audio[:, centre].std(0), 1)
+
+
+def test_shipped_model_and_its_provenance():
+    model = lite.load()
+    p = model.provenance
+    assert len(p["clips"]) == 29 and all(len(c["sha256"]) == 64 for c in p["clips"])
+    assert p["settings"] == {
+        "context_frames": lite.CONTEXT_FRAMES,
+        "dims": lite.CANONICAL_DIMS,
+        "regularisation": lite.REGULARISATION,
+    }
+    cv = p["cross_validation"]
+    assert cv["held_out_auc_swapped_voice"] >= 0.95
+    assert THRESHOLDS["lipsync-lite"] == pytest.approx(cv["threshold"], abs=5e-4)
+    assert np.all(np.diff(model.correlations) <= 0) and 0 < model.correlations[-1]
+    assert model.correlations[0] < 1
+
+
+def test_bad_parameter_files_are_one_line_errors(tmp_path):
+    junk = tmp_path / "junk.npz"
+    junk.write_bytes(b"not numpy at all")
+    with pytest.raises(SpeechForensicsError, match=r"junk\.npz: not a lipsync-lite parameter"):
+        lite.load(junk)
+    pickled = tmp_path / "pickled.npz"
+    np.savez(pickled, visual_mean=np.array([object()], dtype=object))
+    with pytest.raises(SpeechForensicsError, match="not a lipsync-lite parameter"):
+        lite.load(pickled)
+
+
+def test_fit_finds_directions_where_lips_and_voice_move_together(clip):
+    track = clip.tracks[0]
+    landmarks = interpolate_landmarks(track.face.landmarks)
+    example = (lite.visual_input(landmarks), lite.audio_input(clip.audio), ~track.missing)
+    model = lite.fit([example], dims=4)
+    v, a = model.streams(example[0], example[1])
+    corr = [np.corrcoef(v[:, i], a[:, i])[0, 1] for i in range(4)]
+    assert min(corr) > 0.5 and np.all(np.diff(model.correlations) <= 0)
+    misaligned = [np.corrcoef(v[:-40, i], a[40:, i])[0, 1] for i in range(4)]  # 1.6 s apart
+    assert max(np.abs(misaligned)) < 0.3
+    with pytest.raises(SpeechForensicsError, match="too few to fit"):
+        lite.fit([tuple(e[:20] for e in example)])
+
+
+def test_genuine_beats_another_voice_and_a_delay(clip):
+    backend = LiteBackend()
+    genuine = judge(clip, backend)
+    assert genuine["verdict"] == "real" and abs(genuine["offset_frames"]) <= 2
+    assert genuine["warnings"] == []
+    other = read_audio(need(DEV / "hyperlips_video2_video2.mp4"))
+    swapped = judge(with_audio(clip, other), backend)
+    assert swapped["verdict"] == "fake" and swapped["score"] < genuine["score"] - 0.2
+    delayed = judge(
+        with_audio(clip, np.concatenate([np.zeros(16000, np.float32), clip.audio])), backend
+    )
+    assert delayed["verdict"] == "fake" and delayed["offset_frames"] == pytest.approx(25, abs=1)
+    ms = delayed["offset_ms"]
+    assert f"moved by {ms:+.0f} ms (later than the video): out of step" in delayed["warnings"][0]
+
+
+def test_a_spliced_voice_is_found_in_the_timeline(clip):
+    other = read_audio(need(DEV / "hyperlips_video2_video2.mp4"))
+    start, stop = 4 * 16000, 6 * 16000  # seconds 4 to 6 replaced
+    audio = clip.audio.copy()
+    audio[start:stop] = other[start:stop]
+    result = judge(with_audio(clip, audio), LiteBackend())
+    found = [(a, b) for a, b in result["segments"] if b > 4 and a < 6]
+    assert found, result["segments"]
+    overlap = sum(min(b, 6) - max(a, 4) for a, b in found)
+    assert overlap >= 1.0  # of the 2 s replaced
+
+
+@pytest.mark.slow
+def test_fit_lite_reproduces_the_shipped_model(tmp_path):
+    """The shipped parameters are what `speechforensics fit-lite` computes from the dev clips."""
+    out = tmp_path / "refit.npz"
+    manifest = need(DEV / "MANIFEST.tsv")
+    proc = subprocess.run(
+        [sys.executable, "-m", "speechforensics", "fit-lite", manifest, "--out", out, "--quiet"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "fitted on 29 genuine clips" in proc.stdout
+    refit, shipped = lite.load(out), lite.load()
+    for name in lite.ARRAYS:
+        assert np.allclose(getattr(refit, name), getattr(shipped, name), atol=1e-4), name
+    assert refit.provenance["clips"] == shipped.provenance["clips"]
