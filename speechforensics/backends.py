@@ -42,9 +42,9 @@ class AVHubertBackend:
     search = PAPER
     needs_crops = True
     about = (
-        "avhubert (AV-HuBERT, the SpeechForensics method): compares what the lips say with what the voice "
-        "says in a learned speech representation; sees dubbing, out-of-sync audio and lip-sync "
-        "or generated mouths whose shapes do not match the speech."
+        "avhubert (AV-HuBERT, the SpeechForensics method): compares what the lips say with "
+        "what the voice says in a learned speech representation; sees dubbing, out-of-sync "
+        "audio and lip-sync or generated mouths whose shapes do not match the speech."
     )
 
     def __init__(self, checkpoint: str | Path, device: str = "cpu", dtype=torch.float32):
