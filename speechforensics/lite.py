@@ -21,6 +21,7 @@ import dataclasses
 import datetime
 import hashlib
 import json
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -137,7 +138,9 @@ def load(path: str | Path = PARAMS) -> LiteModel:
     except (OSError, ValueError, KeyError) as e:
         raise SpeechForensicsError(f"{path}: not a lipsync-lite parameter file ({e})") from e
     if meta.get("format") != FORMAT:
-        raise SpeechForensicsError(f"{path}: lipsync-lite format {meta.get('format')}, need 1")
+        raise SpeechForensicsError(
+            f"{path}: lipsync-lite format {meta.get('format')}, this version reads {FORMAT}"
+        )
     dims = (2 * MEASURES * (2 * CONTEXT_FRAMES + 1), arrays["audio_mean"].shape[0])
     if arrays["visual_projection"].shape[0] != dims[0]:
         raise SpeechForensicsError(f"{path}: fitted for other lip measures than this version's")
@@ -205,7 +208,7 @@ def read_genuine(paths, progress: bool = False) -> list[Genuine]:
         try:
             clip = prepare(path, crops=False, progress=progress)
         except SpeechForensicsError as e:
-            print(f"skipped: {e}", flush=True)
+            print(f"speechforensics: skipped: {e}", file=sys.stderr, flush=True)
             continue
         track = clip.tracks[0]
         visual = visual_input(interpolate_landmarks(track.face.landmarks), ~track.missing)

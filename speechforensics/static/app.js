@@ -219,9 +219,10 @@ function item(text) {
 
 function drawFacts(dl, r) {
   const ms = r.offset_ms >= 0 ? `+${Math.round(r.offset_ms)}` : `${Math.round(r.offset_ms)}`;
-  const offset = `${r.offset_frames >= 0 ? "+" : ""}${r.offset_frames} frames (${ms} ms)` +
-    (r.offset_frames === 0 ? ": in step" : r.offset_frames > 0 ? ": the voice comes late"
-      : ": the voice comes early");
+  // Where lips and voice agree best; for a voice that does not belong to the face this is
+  // wherever chance puts it, so it is not read as "late" or "early" (the warnings say that).
+  const offset = `${r.offset_frames >= 0 ? "+" : ""}${r.offset_frames} frames (${ms} ms): ` +
+    "where lips and voice agree best (+: the voice later than the lips)";
   const faces = document.createElement("ul");
   for (const t of r.tracks) {
     const judged = t.id === r.face ? " (judged)" : "";
