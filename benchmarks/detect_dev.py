@@ -19,15 +19,10 @@ import torch
 from speechforensics.backends import BACKENDS, load_backend
 from speechforensics.detect import detect
 from speechforensics.errors import SpeechForensicsError
+from speechforensics.metrics import auc_real_fake
 
 DEV = Path(__file__).resolve().parents[1].parent / "shared/media/dev"
 FALSE_ALARMS = 0.05  # share of genuine clips the threshold calls fake
-
-
-def auc(real: list[float], fake: list[float]) -> float:
-    """Probability that a genuine clip scores above a forgery (ties count half)."""
-    r, f = np.asarray(real)[:, None], np.asarray(fake)[None, :]
-    return float((r > f).mean() + 0.5 * (r == f).mean())
 
 
 def main() -> None:
@@ -83,11 +78,11 @@ def summarise(scores: dict) -> None:
     threshold = float(np.quantile(real, FALSE_ALARMS))
     everything = [s for ss in fake.values() for s in ss]
     print(f"\nthreshold (5th percentile of {len(real)} genuine clips): {threshold:.4f}")
-    print(f"AUC real vs all {len(everything)} fakes: {auc(real, everything):.3f}")
+    print(f"AUC real vs all {len(everything)} fakes: {auc_real_fake(real, everything):.3f}")
     caught = np.mean(np.asarray(everything) < threshold)
     print(f"fakes below the threshold: {caught:.0%}")
     for kind, ss in sorted(fake.items()):
-        print(f"AUC real vs {kind} ({len(ss)}): {auc(real, ss):.3f}")
+        print(f"AUC real vs {kind} ({len(ss)}): {auc_real_fake(real, ss):.3f}")
 
 
 if __name__ == "__main__":

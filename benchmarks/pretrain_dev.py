@@ -26,6 +26,7 @@ from speechforensics import pretrain, pretrain_data, scoring
 from speechforensics.avhubert import load_checkpoint
 from speechforensics.avhubert.model import AVHubert
 from speechforensics.features import video_features
+from speechforensics.metrics import auc_real_fake
 
 DEV = ROOT.parent / "shared/media/dev"
 
@@ -42,11 +43,6 @@ def streams(model, data, i: int, j: int) -> tuple[np.ndarray, np.ndarray]:
     )
 
 
-def auc(real: list[float], fake: list[float]) -> float:
-    r, f = np.asarray(real)[:, None], np.asarray(fake)[None, :]
-    return float((r > f).mean() + 0.5 * (r == f).mean())
-
-
 def sync_scores(model, data) -> dict:
     n = len(data)
     real = [scoring.video_score(scoring.sync_matrix(*streams(model, data, i, i))) for i in range(n)]
@@ -57,7 +53,7 @@ def sync_scores(model, data) -> dict:
     return {
         "real_mean": float(np.mean(real)),
         "swapped_mean": float(np.mean(swap)),
-        "auc_real_vs_swapped": auc(real, swap),
+        "auc_real_vs_swapped": auc_real_fake(real, swap),
         "pairs": n,
     }
 

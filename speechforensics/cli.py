@@ -212,6 +212,8 @@ def _inspect(args) -> int:
 
 
 def _detect(args) -> int:
+    from .report import write_json
+
     backend = _backend(args)
     if _show_progress(args):  # to a person at a terminal; stdout carries only results
         print(f"speechforensics: {backend.about}", file=sys.stderr)
@@ -235,7 +237,7 @@ def _detect(args) -> int:
             print(_result_line(result), flush=True)
         results.append(result)
         if args.json:  # rewritten after every video: an interruption loses nothing done
-            _write_json(results, args.json)
+            write_json(results, args.json)
     return 1 if failed else 0
 
 
@@ -280,32 +282,15 @@ def _result_line(r: dict) -> str:
     )
 
 
-def _write_json(results: list[dict], path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".part")
-    tmp.write_text(json.dumps(results, indent=1) + "\n")
-    tmp.replace(path)
-
-
 def _crops(args) -> int:
     from .detect import prepare
-    from .report import contact_sheet, write_image
+    from .report import track_sheet, write_image
 
     clip = prepare(args.video, args.max_seconds, progress=_show_progress(args))
-    captions = [_track_caption(args.video, t) for t in clip.tracks]
-    sheet = contact_sheet(
-        [t.crops for t in clip.tracks], captions, [t.missing for t in clip.tracks]
-    )
-    write_image(sheet, args.out)
+    write_image(track_sheet(clip.tracks, f"{args.video.name}  "), args.out)
     for track in clip.tracks:
         print(json.dumps({"file": str(args.video), **track.summary()}))
     return 0
-
-
-def _track_caption(video: Path, track) -> str:
-    s = track.summary()
-    measured, missing = s["frames_measured"], s["frames_missing"]
-    return f"{video.name}  face {s['id']}: {measured} frames measured, {missing} missing"
 
 
 def _show_progress(args) -> bool:

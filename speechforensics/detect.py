@@ -244,11 +244,11 @@ def _judge(backend, clip: Prepared, track: MouthTrack, speech: np.ndarray, thres
         rows = matrix[usable] if usable.any() else matrix
     score = scoring.gated_score(matrix, usable, search.score_shift)
     curve = scoring.offset_curve(rows)
-    windows = scoring.timeline(matrix, usable, scoring.best_offset(rows, search.score_shift))
+    windows = scoring.timeline(matrix, usable, scoring.curve_offset(curve, search.score_shift))
     return {
         "id": track.face.id,
         "score": score,
-        "offset_frames": scoring.best_offset(rows),
+        "offset_frames": scoring.curve_offset(curve),
         "speech_seconds": scoring.speech_seconds(usable),
         "face": track.summary() | {"box_px": [round(v, 1) for v in track.face.mean_box]},
         "timeline": [dataclasses.asdict(w) for w in windows],

@@ -28,6 +28,7 @@ import numpy as np
 from . import cache, media, metrics, perturb, scoring
 from .errors import SpeechForensicsError
 from .features import SAMPLES_PER_FRAME, VIDEO_FPS
+from .report import write_json
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".m4v")
 LABELS = {"1": 1, "real": 1, "genuine": 1, "0": 0, "fake": 0, "forged": 0}
@@ -237,7 +238,7 @@ def evaluate(
     records = [done[str(item.path)] for item in items]
     write_scores(records, out_dir / "scores.csv")
     summary = summarise(records, items)
-    _write_json(out_dir / "summary.json", summary)
+    write_json(summary, out_dir / "summary.json")
     plot(records, summary, out_dir)
     return summary
 
@@ -253,7 +254,7 @@ def _check_settings(out_dir: Path, config: EvalConfig) -> None:
                 "choose another --out to keep both, or delete it"
             )
     else:
-        _write_json(path, settings)
+        write_json(settings, path)
 
 
 def read_results(path: Path) -> list[dict]:
@@ -384,12 +385,6 @@ def write_scores(records: list[dict], path: Path) -> None:
         writer = csv.DictWriter(f, CSV_COLUMNS, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(records)
-    os.replace(tmp, path)
-
-
-def _write_json(path: Path, data) -> None:
-    tmp = path.with_name(path.name + ".part")
-    tmp.write_text(json.dumps(data, indent=1) + "\n")
     os.replace(tmp, path)
 
 
@@ -527,7 +522,7 @@ def robustness(
     result["average"] = _mean(list(by_kind.values()))
     clean = runs["clean"]["auc"]
     result["drop"] = None if None in (clean, result["average"]) else clean - result["average"]
-    _write_json(out_dir / "robustness.json", result)
+    write_json(result, out_dir / "robustness.json")
     (out_dir / "robustness.md").write_text(robustness_table(result) + "\n")
     return result
 

@@ -19,7 +19,6 @@ scripts/fit_lite.py reproduces them.
 
 import dataclasses
 import datetime
-import hashlib
 import json
 import sys
 from dataclasses import dataclass
@@ -248,16 +247,17 @@ def cross_validate(clips: list[Genuine], count: int = FOLDS) -> dict:
 
 def _with_voice(clip, other):
     """`clip` with `other`'s audio, cut or padded with silence to its length."""
-    n = len(clip.audio)
-    return dataclasses.replace(
-        clip, audio=np.pad(other.audio[:n], (0, max(0, n - len(other.audio))))
-    )
+    from .fakes import fitted
+
+    return dataclasses.replace(clip, audio=fitted(other.audio, len(clip.audio)))
 
 
 def fit_corpus(paths, out: str | Path, progress: bool = False) -> dict:
     """Fit on the genuine clips at `paths`, cross-validate, save to `out`; returns the summary
     (held-out AUC genuine vs swapped voice, the threshold at FALSE_ALARMS) also stored in the
     file's provenance."""
+    from .cache import file_hash
+
     clips = read_genuine(paths, progress)
     if len(clips) < 2 * FOLDS:
         raise SpeechForensicsError(f"{len(clips)} usable genuine clips; need {2 * FOLDS} to fit")
@@ -265,9 +265,7 @@ def fit_corpus(paths, out: str | Path, progress: bool = False) -> dict:
     genuine = [s for s in cv["genuine"].values() if s is not None]
     swapped = [s for s in cv["swapped"].values() if s is not None]
     summary = {
-        "held_out_auc_swapped_voice": metrics.auc(
-            [1] * len(genuine) + [0] * len(swapped), genuine + swapped
-        ),
+        "held_out_auc_swapped_voice": metrics.auc_real_fake(genuine, swapped),
         "held_out_genuine": len(genuine),
         "held_out_swapped": len(swapped),
         "threshold": float(np.quantile(genuine, FALSE_ALARMS)),
@@ -275,7 +273,7 @@ def fit_corpus(paths, out: str | Path, progress: bool = False) -> dict:
     }
     model = fit(
         [(c.visual, c.audio, c.rows) for c in clips],
-        clips=[{"file": c.name, "sha256": _sha256(Path(p))} for c, p in _named(clips, paths)],
+        clips=[{"file": c.name, "sha256": file_hash(Path(p))} for c, p in _named(clips, paths)],
         fitted=datetime.date.today().isoformat(),
         cross_validation=summary | {"folds": FOLDS, "scores": cv},
     )
@@ -287,11 +285,3 @@ def fit_corpus(paths, out: str | Path, progress: bool = False) -> dict:
 def _named(clips: list[Genuine], paths) -> list[tuple[Genuine, Path]]:
     by_name = {Path(p).name: p for p in paths}
     return [(c, by_name[c.name]) for c in clips]
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

@@ -39,6 +39,11 @@ def auc(labels, scores) -> float:
     return float((ranks[real].sum() - n_real * (n_real + 1) / 2) / (n_real * n_fake))
 
 
+def auc_real_fake(real, fake) -> float:
+    """``auc`` of two lists of scores: genuine videos' and forgeries'."""
+    return auc([1] * len(real) + [0] * len(fake), [*real, *fake])
+
+
 def _average_ranks(x: np.ndarray) -> np.ndarray:
     """1-based ranks, ties sharing their mean rank."""
     order = np.argsort(x, kind="mergesort")

@@ -47,6 +47,28 @@ def _track_block(crops: np.ndarray, caption: str, missing: np.ndarray) -> np.nda
     return block
 
 
+def write_json(data, path: str | Path) -> Path:
+    """`data` as indented JSON at `path`, replaced whole (written aside, then renamed): a reader
+    or an interruption never sees half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".part")
+    tmp.write_text(json.dumps(data, indent=1) + "\n")
+    tmp.replace(path)
+    return path
+
+
+def track_sheet(tracks, prefix: str = "") -> np.ndarray:
+    """`contact_sheet` of prepared face tracks (detect.MouthTrack), each captioned `prefix`
+    + its id and how many frames measured it."""
+    captions = []
+    for track in tracks:
+        s = track.summary()
+        measured, missing = s["frames_measured"], s["frames_missing"]
+        captions.append(f"{prefix}face {s['id']}: {measured} frames measured, {missing} missing")
+    return contact_sheet([t.crops for t in tracks], captions, [t.missing for t in tracks])
+
+
 def write_image(image: np.ndarray, path: str | Path) -> Path:
     path = Path(path)
     if path.suffix.lower() not in (".png", ".jpg", ".jpeg"):

@@ -204,7 +204,11 @@ def video_score(matrix, within: int | None = None) -> float:
 def best_offset(matrix, within: int | None = None) -> int:
     """Offset in video frames with the highest time-mean (of those within ``within`` frames of
     zero; all by default); positive = audio later than video."""
-    curve = offset_curve(matrix)
+    return curve_offset(offset_curve(matrix), within)
+
+
+def curve_offset(curve: np.ndarray, within: int | None = None) -> int:
+    """``best_offset`` from an ``offset_curve`` already computed."""
     return _best(curve, within) - len(curve) // 2
 
 

@@ -270,7 +270,7 @@ def analyse(video: Path, name: str, backend, max_seconds: float) -> tuple[dict, 
     """The report for one uploaded video (named `name`, not by its path), its HTML page and
     the PNG of its mouth crops; SpeechForensicsError names the upload, not the stored file."""
     from .detect import judge, prepare
-    from .report import contact_sheet, html_page, plot_png
+    from .report import html_page, plot_png, track_sheet
 
     try:
         clip = prepare(video, max_seconds)
@@ -280,18 +280,9 @@ def analyse(video: Path, name: str, backend, max_seconds: float) -> tuple[dict, 
     crops = next(t.crops for t in clip.tracks if t.face.id == result["face"])
     with _plot_lock:
         page = html_page(result, plot_png(result, crops))
-    sheet = contact_sheet(
-        [t.crops for t in clip.tracks],
-        [_caption(t.summary()) for t in clip.tracks],
-        [t.missing for t in clip.tracks],
-    )
-    ok, png = cv2.imencode(".png", sheet)
+    ok, png = cv2.imencode(".png", track_sheet(clip.tracks))
     assert ok
     return result, page, png.tobytes()
-
-
-def _caption(s: dict) -> str:
-    return f"face {s['id']}: {s['frames_measured']} frames measured, {s['frames_missing']} missing"
 
 
 def run_job(store: JobStore, job_id: str, backend, max_seconds: float) -> None:
