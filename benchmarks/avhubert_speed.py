@@ -18,7 +18,7 @@ import time
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from speechforensics.avhubert import LARGE, AVHubert, ModelConfig
+from speechforensics.avhubert.model import LARGE, AVHubert, ModelConfig
 
 SIZES = {"base": ModelConfig(), "large": LARGE}
 MODES = {"baseline: as built, fp32": None, "float32": torch.float32, "bfloat16": torch.bfloat16}

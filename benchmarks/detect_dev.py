@@ -17,9 +17,9 @@ import numpy as np
 import torch
 
 from speechforensics.backends import BACKENDS, load_backend
-from speechforensics.detect import detect
 from speechforensics.errors import SpeechForensicsError
 from speechforensics.metrics import auc_real_fake
+from speechforensics.pipeline import detect
 
 DEV = Path(__file__).resolve().parents[1].parent / "shared/media/dev"
 FALSE_ALARMS = 0.05  # share of genuine clips the threshold calls fake

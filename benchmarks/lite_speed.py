@@ -17,7 +17,7 @@ import torch
 
 from speechforensics import face, media
 from speechforensics.backends import LiteBackend
-from speechforensics.detect import detect
+from speechforensics.pipeline import detect
 
 DEV = Path(__file__).resolve().parents[1].parent / "shared/media/dev"
 CLIPS = (  # small to large frames

@@ -1,7 +1,7 @@
 """Preprocessing speed: decode -> faces + landmarks -> mouth crops, beside decode alone.
 
 For each clip, in the same run and taking turns: the time to decode its 25 fps frames
-(`media.read_frames`, the baseline) and the time of the whole preprocessing (`detect.prepare`:
+(`media.read_frames`, the baseline) and the time of the whole preprocessing (`pipeline.prepare`:
 audio, two decoding passes, faces, landmarks, crops). Also a 640x480 clip made from a dev clip
 (the issue's reference size), written to a temporary file first. Prints a Markdown table with
 frames/s and the ratio prepare / decode, and per clip the frames on which the main face was
@@ -20,8 +20,8 @@ import cv2
 import torch
 
 from speechforensics import media
-from speechforensics.detect import prepare
 from speechforensics.errors import SpeechForensicsError
+from speechforensics.pipeline import prepare
 
 DEV = Path(__file__).resolve().parents[1].parent / "shared/media/dev"
 SOURCE_640 = "hyperlips_video1_video1.mp4"  # a 1278x720 news shot, rescaled to 640x480

@@ -22,8 +22,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from speechforensics import pretrain, pretrain_data, scoring
-from speechforensics.avhubert import load_checkpoint
+from speechforensics import pretrain, pretrain_config, pretrain_data, scoring
+from speechforensics.avhubert.checkpoint import load_checkpoint
 from speechforensics.avhubert.model import AVHubert
 from speechforensics.features import video_features
 from speechforensics.metrics import auc_real_fake
@@ -89,8 +89,8 @@ def main() -> None:
         print(name, json.dumps(results[name]), flush=True)
     paths = pretrain.genuine_videos(manifest, None)
     data = pretrain_data.open_cache(paths, cache)
-    torch.manual_seed(pretrain.TINY.seed)
-    untrained = AVHubert(pretrain.TINY_MODEL).prepare_for_inference()
+    torch.manual_seed(pretrain_config.TINY.seed)
+    untrained = AVHubert(pretrain_config.TINY_MODEL).prepare_for_inference()
     results["untrained"] = {"sync": sync_scores(untrained, data)}
     for name in ("iter1", "iter2"):
         model = load_checkpoint(args.out / name / pretrain.CHECKPOINT_NAME)

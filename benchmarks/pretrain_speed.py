@@ -26,7 +26,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from speechforensics import pretrain, pretrain_data
+from speechforensics import pretrain, pretrain_config, pretrain_data
 from speechforensics.avhubert.model import AVHubert
 from speechforensics.features import video_features
 
@@ -47,7 +47,7 @@ def open_data(cache: Path, clips: int) -> pretrain_data.DataCache:
 
 
 def train_speed(name: str, data, args, device: str) -> dict:
-    model_config, config = pretrain.PRESETS[name]
+    model_config, config = pretrain_config.PRESETS[name]
     config = dataclasses.replace(
         config,
         batch_windows=args.batch,
@@ -104,7 +104,9 @@ def _sync(device: str) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--configs", nargs="+", default=["tiny", "base"], choices=list(pretrain.PRESETS))
+    p.add_argument(
+        "--configs", nargs="+", default=["tiny", "base"], choices=list(pretrain_config.PRESETS)
+    )
     p.add_argument("--device", default="cpu")
     p.add_argument("--cache", type=Path, default=Path("/tmp/sf-pretrain-bench"))
     p.add_argument("--clips", type=int, default=4, help="genuine dev clips to cache (0: cached)")

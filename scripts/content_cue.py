@@ -27,10 +27,10 @@ import numpy as np
 
 from speechforensics import lite, metrics, scoring
 from speechforensics.backends import LITE_SEARCH
-from speechforensics.detect import prepare
 from speechforensics.errors import SpeechForensicsError
-from speechforensics.evaluate import read_list
+from speechforensics.lists import read_list
 from speechforensics.mouth import interpolate_landmarks
+from speechforensics.pipeline import prepare
 
 BILABIALS = ("P", "B", "M")
 PHONE_FRAMES_PER_VIDEO_FRAME = 4  # pocketsphinx: 100 frames a second; video: 25

@@ -1,7 +1,7 @@
 """lipsync-lite on the dev clips, honestly: every genuine clip judged by a model that never saw it.
 
 The shipped model is fitted on all 29 genuine dev clips, so judging those clips (or forgeries
-built from them) with it would flatter it. Here the genuine clips are split into lite.FOLDS
+built from them) with it would flatter it. Here the genuine clips are split into fit_lite.FOLDS
 folds by clip (each genuine dev clip shows a different person); a genuine clip, and every
 constructed forgery made from it, is judged by the model fitted on the other folds. The real
 forgeries, never used in fitting, are judged by the shipped model. Prints, as Markdown:
@@ -24,11 +24,11 @@ from pathlib import Path
 
 import numpy as np
 
-from speechforensics import lite, metrics, perturb
+from speechforensics import fit_lite, metrics, perturb
 from speechforensics.backends import LiteBackend
-from speechforensics.detect import judge, prepare
 from speechforensics.errors import SpeechForensicsError
-from speechforensics.evaluate import read_list
+from speechforensics.lists import read_list
+from speechforensics.pipeline import judge, prepare
 from speechforensics.scoring import THRESHOLDS, offset_ms
 
 THRESHOLD = THRESHOLDS["lipsync-lite"]
@@ -47,9 +47,9 @@ def judged(path: Path, backend, perturbation) -> dict | None:
 def genuine_results(dev: Path, perturbation) -> tuple[dict, dict]:
     """Held-out results of the genuine clips, and each clip's fold model (by file name)."""
     paths = [i.path for i in read_list(dev / "MANIFEST.tsv") if i.label == 1]
-    clips = lite.read_genuine(paths)
+    clips = fit_lite.read_genuine(paths)
     results, models = {}, {}
-    for held, model in lite.folds(clips):
+    for held, model in fit_lite.folds(clips):
         for clip in held:
             models[clip.name] = model
             results[clip.name] = judged(dev / clip.name, LiteBackend(model), perturbation)

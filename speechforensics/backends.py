@@ -12,19 +12,18 @@ score reads them), `needs_crops` (whether it reads the mouth crops or only the l
   (lite.py). It sees *when* the lips move with the voice, not *what* is said.
 """
 
+import itertools
 import os
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from . import lite
-from .avhubert import load_checkpoint
 from .avhubert.download import find_cached
-from .detect import MouthTrack, Prepared
 from .errors import SpeechForensicsError
-from .features import video_features
+from .features import audio_features, video_features
 from .mouth import interpolate_landmarks
+from .pipeline import Backend, MouthTrack, Prepared
 from .scoring import PAPER, Search
 
 BACKENDS = ("lipsync-lite", "avhubert")  # names for --backend; the first is the weight-free default
@@ -33,6 +32,14 @@ CHECKPOINT_ENV = "SPEECHFORENSICS_CHECKPOINT"  # environment variable naming a c
 # LiteBackend's search: the score is the agreement within 3 frames (120 ms) of zero offset less
 # the agreement at 8 frames (320 ms) or more; the offset is searched up to 62 frames (2.48 s).
 LITE_SEARCH = Search(max_shift=62, score_shift=3, baseline_from=8)
+
+# AV-HuBERT runs over long clips in overlapping windows, each stream on its own: attention costs
+# grow with the square of the length, and the model was pretrained on crops of at most 500
+# frames (20 s). Each window keeps its central part, with at least 100 frames (4 s) of context on
+# either side: more than the 64 frames the positional convolution reaches and the 2 of the 3D
+# front end, so window edges only act through attention (benchmarks/avhubert_windows.py).
+AVHUBERT_WINDOW_FRAMES = 500  # frames per window; a clip this long or shorter runs in one pass
+AVHUBERT_CONTEXT_FRAMES = 100  # frames of context kept on each side of a window's central part
 
 
 class AVHubertBackend:
@@ -47,17 +54,52 @@ class AVHubertBackend:
         "audio and lip-sync or generated mouths whose shapes do not match the speech."
     )
 
-    def __init__(self, checkpoint: str | Path, device: str = "cpu", dtype=torch.float32):
+    def __init__(
+        self,
+        checkpoint: str | Path,
+        device: str = "cpu",
+        dtype=None,
+        window_frames: int = AVHUBERT_WINDOW_FRAMES,
+        context_frames: int = AVHUBERT_CONTEXT_FRAMES,
+    ):
+        """`dtype`: a torch dtype (None: float32). Streams longer than `window_frames` run in
+        windows of that length, each keeping `context_frames` of context on either side."""
+        # Here, not at the top: the default backend never needs torch, which takes seconds to load.
+        import torch
+
+        from .avhubert.checkpoint import load_checkpoint
+
+        if window_frames <= 2 * context_frames or context_frames < 0:
+            raise ValueError(
+                f"window_frames ({window_frames}) must exceed twice context_frames "
+                f"({context_frames}), which must be 0 or more"
+            )
         self.checkpoint = Path(checkpoint)
-        self.model = load_checkpoint(checkpoint, device=device, dtype=dtype)
+        self.model = load_checkpoint(checkpoint, device=device, dtype=dtype or torch.float32)
         self.device = device
+        self.window_frames, self.context_frames = window_frames, context_frames
 
     def streams(self, clip: Prepared, track: MouthTrack) -> tuple[np.ndarray, np.ndarray]:
-        video = video_features(track.crops)[None, None].to(self.device)
-        audio = clip.audio_features.T[None].to(self.device)
-        visual = self.model.extract_features(video=video)[0]
-        voice = self.model.extract_features(audio=audio)[0]
-        return visual.cpu().numpy(), voice.cpu().numpy()
+        crops, audio = track.crops, audio_features(clip.audio)  # [T, 104]: small, unlike the video
+        visual = self._encode(
+            len(crops), lambda a, b: {"video": video_features(crops[a:b])[None, None]}
+        )
+        voice = self._encode(len(audio), lambda a, b: {"audio": audio[a:b].T[None]})
+        return visual, voice
+
+    def _encode(self, frames: int, window_input) -> np.ndarray:
+        """[frames, D] features of one stream, run window by window (one pass when it fits):
+        `window_input(start, stop)` gives the model's input for those frames (the keyword
+        arguments of extract_features). Only one window's activations are alive at a time."""
+        out = None
+        spans = avhubert_windows(frames, self.window_frames, self.context_frames)
+        for start, stop, keep_start, keep_stop in spans:
+            inputs = {name: x.to(self.device) for name, x in window_input(start, stop).items()}
+            features = self.model.extract_features(**inputs)[0].cpu().numpy()
+            if out is None:
+                out = np.empty((frames, features.shape[1]), np.float32)
+            out[keep_start:keep_stop] = features[keep_start - start : keep_stop - start]
+        return out
 
 
 class LiteBackend:
@@ -93,7 +135,7 @@ def load_backend(
     name: str | None = None,
     checkpoint: str | Path | None = None,
     lite_params: str | Path | None = None,
-):
+) -> Backend:
     """The backend called `name` (one of BACKENDS). With no name: avhubert when a checkpoint is
     given, named in $SPEECHFORENSICS_CHECKPOINT or downloaded to the cache (large preferred), else
     the weight-free default (its parameters from `lite_params`, default: the shipped ones)."""
@@ -114,3 +156,21 @@ def load_backend(
 def _cached_checkpoint() -> Path | None:
     """The downloaded AV-HuBERT checkpoint, large preferred (`speechforensics download`)."""
     return find_cached("large") or find_cached("base")
+
+
+def avhubert_windows(
+    frames: int,
+    window: int = AVHUBERT_WINDOW_FRAMES,
+    context: int = AVHUBERT_CONTEXT_FRAMES,
+) -> list[tuple[int, int, int, int]]:
+    """(start, stop, keep_start, keep_stop) of each window over `frames` frames: the model runs
+    on frames start..stop and its output is kept for keep_start..keep_stop. The kept parts tile
+    0..frames. One window when `frames` <= `window`; else windows of `window` frames evenly
+    spaced from the first frame to the last, cut halfway through each overlap, which is at
+    least 2 * `context` frames wide."""
+    if frames <= window:
+        return [(0, frames, 0, frames)]
+    count = 1 + -(-(frames - window) // (window - 2 * context))  # stride <= window - 2 * context
+    starts = [round(i * (frames - window) / (count - 1)) for i in range(count)]
+    cuts = [0] + [(a + b + window) // 2 for a, b in itertools.pairwise(starts)] + [frames]
+    return [(s, s + window, cuts[i], cuts[i + 1]) for i, s in enumerate(starts)]

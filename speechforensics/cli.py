@@ -5,35 +5,34 @@ import json
 import sys
 from pathlib import Path
 
-import torch
+from .errors import SpeechForensicsError, describe, report_skip
+from .version import __version__
 
-from . import __version__
-from .avhubert import LARGE, ModelConfig, convert, load_checkpoint, read_checkpoint
-from .avhubert.download import available_models, cache_dir, download
-from .backends import BACKENDS, CHECKPOINT_ENV
-from .errors import SpeechForensicsError
-from .media import FORMATS, MAX_SECONDS
+# Each subcommand's arguments are built (and its modules imported) only when it is the one run:
+# `speechforensics --help` and a lipsync-lite `detect` never wait for torch to load.
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = _parser()
+    argv = sys.argv[1:] if argv is None else [str(a) for a in argv]
+    parser = _parser(next((a for a in argv if not a.startswith("-")), None))
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
         return 2
     try:
         return args.run(args)
-    except SpeechForensicsError as e:
-        if args.debug:
-            raise
-        print(f"speechforensics: error: {e}", file=sys.stderr)
-        return 1
     except KeyboardInterrupt:
         print("speechforensics: interrupted", file=sys.stderr)
         return 130
+    except Exception as e:
+        if args.debug:
+            raise
+        print(f"speechforensics: error: {describe(e)}", file=sys.stderr)
+        return 1
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser, with the arguments of `command` only (the others show their one-line help)."""
     parser = argparse.ArgumentParser(
         prog="speechforensics",
         description="Is this talking-face video forged? Do the lips say what the voice says?",
@@ -42,34 +41,28 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for add in (
-        _add_detect,
-        _add_download,
-        _add_crops,
-        _add_inspect,
-        _add_convert,
-        _add_serve,
-        _add_fit_lite,
-        _add_evaluate,
-        _add_make_fakes,
-        _add_pretrain,
-    ):
-        add(sub)
-    for p in sub.choices.values():
+    for name, (summary, add) in COMMANDS.items():
+        p = sub.add_parser(
+            name, help=summary, formatter_class=argparse.ArgumentDefaultsHelpFormatter
+        )
+        if name == command:
+            add(p)
         p.add_argument(
             "--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS
         )
     return parser
 
 
-def _add_detect(sub) -> None:
-    p = sub.add_parser("detect", help="judge videos: do the lips match the voice?")
+def _add_detect(p) -> None:
+    from .backends import BACKENDS, CHECKPOINT_ENV
+    from .media import FORMATS
+
     p.add_argument("videos", type=Path, nargs="+", help=f"video files ({FORMATS})")
     p.add_argument(
         "--backend",
         choices=BACKENDS,
-        help="timing (no download) or avhubert (the default when a checkpoint is given, set in "
-        f"${CHECKPOINT_ENV} or downloaded to the cache)",
+        help="lipsync-lite (no download) or avhubert (the default when a checkpoint is given, "
+        f"set in ${CHECKPOINT_ENV} or downloaded to the cache)",
     )
     p.add_argument("--checkpoint", type=Path, help=f"AV-HuBERT checkpoint (or ${CHECKPOINT_ENV})")
     p.add_argument(
@@ -83,8 +76,9 @@ def _add_detect(sub) -> None:
     p.set_defaults(run=_detect)
 
 
-def _add_crops(sub) -> None:
-    p = sub.add_parser("crops", help="save a contact sheet of a video's mouth crops (PNG)")
+def _add_crops(p) -> None:
+    from .media import FORMATS
+
     p.add_argument("video", type=Path, help=f"video file ({FORMATS})")
     p.add_argument("out", type=Path, help="output image (.png or .jpg)")
     _add_clip_options(p)
@@ -92,14 +86,20 @@ def _add_crops(sub) -> None:
 
 
 def _add_clip_options(p) -> None:
+    from .media import MAX_SECONDS, PAPER_SECONDS
+
     p.add_argument(
-        "--max-seconds", type=float, default=MAX_SECONDS, help="analyse at most this much"
+        "--max-seconds",
+        type=float,
+        default=MAX_SECONDS,
+        help=f"analyse at most this much (default: the whole file; the paper: {PAPER_SECONDS:g})",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
-def _add_download(sub) -> None:
-    p = sub.add_parser("download", help="fetch an official pre-trained checkpoint into the cache")
+def _add_download(p) -> None:
+    from .avhubert.download import available_models, cache_dir
+
     p.add_argument(
         "model", nargs="?", default="large", choices=available_models(), help="default: large"
     )
@@ -121,15 +121,13 @@ def _sha256(value: str) -> str:
     return value.lower()
 
 
-def _add_inspect(sub) -> None:
-    p = sub.add_parser("inspect", help="describe an AV-HuBERT checkpoint and check that it loads")
+def _add_inspect(p) -> None:
     p.add_argument("checkpoint", type=Path, help="released .pt file or converted .safetensors")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     p.set_defaults(run=_inspect)
 
 
-def _add_convert(sub) -> None:
-    p = sub.add_parser("convert", help="convert a checkpoint to safetensors (safe, fast to load)")
+def _add_convert(p) -> None:
     p.add_argument("checkpoint", type=Path, help="released .pt file")
     p.add_argument(
         "out", type=Path, help="output .safetensors file (a .json config is written beside it)"
@@ -137,10 +135,7 @@ def _add_convert(sub) -> None:
     p.set_defaults(run=_convert)
 
 
-def _add_fit_lite(sub) -> None:
-    p = sub.add_parser(
-        "fit-lite", help="fit the lipsync-lite backend on genuine clips (no forgery is used)"
-    )
+def _add_fit_lite(p) -> None:
     p.add_argument("list", type=Path, help="list of videos (formats of evaluate); real ones used")
     p.add_argument("--root", type=Path, help="folder the list's paths are relative to")
     p.add_argument("--out", type=Path, required=True, help="parameter file to write (.npz)")
@@ -149,11 +144,11 @@ def _add_fit_lite(sub) -> None:
 
 
 def _fit_lite(args) -> int:
-    from .evaluate import read_list
-    from .lite import fit_corpus
+    from .fit_lite import fit_corpus
+    from .lists import read_list
 
     paths = [item.path for item in read_list(args.list, args.root) if item.label == 1]
-    summary = fit_corpus(paths, args.out, progress=_show_progress(args))
+    summary = fit_corpus(paths, args.out, progress=_show_progress(args), debug=args.debug)
     print(
         f"{args.out}: fitted on {len(paths)} genuine clips; held out by fold: AUC genuine vs "
         f"swapped voice {summary['held_out_auc_swapped_voice']:.3f} "
@@ -164,7 +159,9 @@ def _fit_lite(args) -> int:
     return 0
 
 
-def _size_name(config: ModelConfig) -> str:
+def _size_name(config) -> str:
+    from .avhubert.model import LARGE, ModelConfig
+
     def shape(c: ModelConfig) -> tuple:
         return (
             c.encoder_layers,
@@ -177,6 +174,10 @@ def _size_name(config: ModelConfig) -> str:
 
 
 def _inspect(args) -> int:
+    import torch
+
+    from .avhubert.checkpoint import load_checkpoint, read_checkpoint
+
     ckpt = read_checkpoint(args.checkpoint)
     model = load_checkpoint(args.checkpoint)  # strict: every weight present with its shape
     c = ckpt.config
@@ -228,11 +229,9 @@ def _detect(args) -> int:
     for n, video in enumerate(args.videos):
         try:
             result = _detect_one(args, backend, video, n)
-        except SpeechForensicsError as e:
-            if args.debug:
-                raise
-            print(f"speechforensics: error: {e}", file=sys.stderr)
-            result, failed = {"file": str(video), "error": str(e)}, failed + 1
+        except Exception as e:  # noqa: BLE001 - one file never ends the batch
+            report_skip(describe(e, video), e, args.debug)
+            result, failed = {"file": str(video), "error": describe(e, video)}, failed + 1
         else:
             print(_result_line(result), flush=True)
         results.append(result)
@@ -242,7 +241,7 @@ def _detect(args) -> int:
 
 
 def _detect_one(args, backend, video: Path, n: int) -> dict:
-    from .detect import judge, prepare
+    from .pipeline import judge, prepare
     from .report import html_page, plot_png
 
     crops = backend.needs_crops or bool(args.plot or args.html)  # the report shows the crops
@@ -283,7 +282,7 @@ def _result_line(r: dict) -> str:
 
 
 def _crops(args) -> int:
-    from .detect import prepare
+    from .pipeline import prepare
     from .report import track_sheet, write_image
 
     clip = prepare(args.video, args.max_seconds, progress=_show_progress(args))
@@ -298,6 +297,8 @@ def _show_progress(args) -> bool:
 
 
 def _download(args) -> int:
+    from .avhubert.download import download
+
     out = download(
         args.model, args.cache, url=args.url, sha256=args.sha256, progress=_show_progress(args)
     )
@@ -306,6 +307,8 @@ def _download(args) -> int:
 
 
 def _convert(args) -> int:
+    from .avhubert.checkpoint import convert
+
     out = convert(args.checkpoint, args.out)
     print(
         f"{out} (+ {out.with_suffix('.json').name}): load it with load_checkpoint or --checkpoint"
@@ -313,8 +316,10 @@ def _convert(args) -> int:
     return 0
 
 
-def _add_serve(sub) -> None:
-    p = sub.add_parser("serve", help="a web page on this machine to check videos in a browser")
+def _add_serve(p) -> None:
+    from .backends import CHECKPOINT_ENV
+    from .media import MAX_SECONDS, PAPER_SECONDS
+
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (others need --token)")
     p.add_argument("--port", type=int, default=8765, help="port to listen on")
     p.add_argument("--checkpoint", type=Path, help=f"AV-HuBERT checkpoint (or ${CHECKPOINT_ENV})")
@@ -325,7 +330,10 @@ def _add_serve(sub) -> None:
     p.add_argument("--workers", type=_positive, default=1, help="videos checked at the same time")
     p.add_argument("--max-upload-mb", type=_positive, default=2048, help="largest upload (MiB)")
     p.add_argument(
-        "--max-seconds", type=float, default=MAX_SECONDS, help="analyse at most this much"
+        "--max-seconds",
+        type=float,
+        default=MAX_SECONDS,
+        help=f"analyse at most this much (default: the whole file; the paper: {PAPER_SECONDS:g})",
     )
     p.set_defaults(run=_serve)
 
@@ -359,8 +367,9 @@ def _serve(args) -> int:
     return 0
 
 
-def _add_evaluate(sub) -> None:
-    p = sub.add_parser("evaluate", help="score a labelled list of videos: AUC, AP, EER, ...")
+def _add_evaluate(p) -> None:
+    from .backends import BACKENDS, CHECKPOINT_ENV
+
     p.add_argument(
         "list",
         type=Path,
@@ -405,8 +414,9 @@ def _perturbation(value: str) -> str:
 
 def _evaluate(args) -> int:
     from . import evaluate, perturb
+    from .lists import read_list
 
-    items = evaluate.read_list(args.list, args.root, args.category_regex)
+    items = read_list(args.list, args.root, args.category_regex)
     checkpoint = None if args.checkpoint is None else str(args.checkpoint)
     config = evaluate.EvalConfig(
         backend=args.backend,
@@ -417,7 +427,7 @@ def _evaluate(args) -> int:
         trim_silence=args.trim_silence,
         perturbation=args.perturb,
     )
-    common = (args.cache, max(1, args.workers), _show_progress(args))
+    common = (args.cache, max(1, args.workers), _show_progress(args), args.debug)
     if not args.robustness:
         summary = evaluate.evaluate(items, args.out, config, *common)
         print(evaluate.table(summary))
@@ -432,10 +442,16 @@ def _evaluate(args) -> int:
     return 1 if any(result["failures"].values()) else 0
 
 
-def _add_make_fakes(sub) -> None:
-    from .fakes import KINDS
+def _add_make_fakes(p) -> None:
+    from .fakes import GROUPS, KINDS, WHOLE_KINDS
 
-    p = sub.add_parser("make-fakes", help="write dubbed, shifted and spliced copies of real clips")
+    p.description = (
+        "Single-clip fakes of each genuine clip (the default kinds) and, when asked for, whole "
+        "videos composed of several clips: turns (two people side by side taking turns), cuts "
+        "(three shots), long (every clip, 2 min or more), each also -forged (one turn voiced by "
+        "another clip), with <name>.truth.json beside each (who spoke when, what is forged). "
+        "All are listed in OUT/fakes.tsv, which evaluate reads."
+    )
     p.add_argument(
         "real",
         type=Path,
@@ -443,7 +459,14 @@ def _add_make_fakes(sub) -> None:
     )
     p.add_argument("out", type=Path, help="folder for the fakes and fakes.tsv")
     p.add_argument("--limit", type=int, help="only the first N genuine clips")
-    p.add_argument("--kinds", nargs="+", choices=KINDS, default=list(KINDS), help="what to make")
+    p.add_argument(
+        "--kinds",
+        nargs="+",
+        choices=KINDS + WHOLE_KINDS + tuple(GROUPS),
+        default=list(KINDS),
+        metavar="KIND",
+        help=f"what to make: {', '.join(KINDS + WHOLE_KINDS)}; 'whole' = the last six",
+    )
     p.set_defaults(run=_make_fakes)
 
 
@@ -458,11 +481,7 @@ def _make_fakes(args) -> int:
     return 1 if failed else 0
 
 
-def _add_pretrain(sub) -> None:
-    p = sub.add_parser(
-        "pretrain",
-        help="self-supervised AV-HuBERT pretraining on genuine videos (torchrun for many GPUs)",
-    )
+def _add_pretrain(p) -> None:
     p.add_argument("manifest", type=Path, help="list of videos (as evaluate reads); real ones used")
     p.add_argument("--root", type=Path, help="folder the list's relative paths start from")
     p.add_argument("--out", type=Path, required=True, help="run folder: metrics, checkpoints")
@@ -517,3 +536,23 @@ def _pretrain(args) -> int:
         )
     )
     return 1 if errors else 0
+
+
+COMMANDS = {  # name -> (one-line help, the function that adds its arguments)
+    "detect": ("judge videos: do the lips match the voice?", _add_detect),
+    "download": ("fetch an official pre-trained checkpoint into the cache", _add_download),
+    "crops": ("save a contact sheet of a video's mouth crops (PNG)", _add_crops),
+    "inspect": ("describe an AV-HuBERT checkpoint and check that it loads", _add_inspect),
+    "convert": ("convert a checkpoint to safetensors (safe, fast to load)", _add_convert),
+    "serve": ("a web page on this machine to check videos in a browser", _add_serve),
+    "fit-lite": (
+        "fit the lipsync-lite backend on genuine clips (no forgery is used)",
+        _add_fit_lite,
+    ),
+    "evaluate": ("score a labelled list of videos: AUC, AP, EER, ...", _add_evaluate),
+    "make-fakes": ("write dubbed, shifted and spliced copies of real clips", _add_make_fakes),
+    "pretrain": (
+        "self-supervised AV-HuBERT pretraining on genuine videos (torchrun for many GPUs)",
+        _add_pretrain,
+    ),
+}

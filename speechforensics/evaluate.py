@@ -1,7 +1,7 @@
 """A labelled list of videos in, per-video scores and the paper's metrics out.
 
-`read_list` reads the lists researchers already have (the original SpeechForensics lists, CSV/TSV
-manifests, real/ and fake/ folders). `evaluate` judges every video with `detect.judge` (the same
+The list comes from lists.read_list (the original SpeechForensics lists, CSV/TSV manifests,
+real/ and fake/ folders). `evaluate` judges every video with `pipeline.judge` (the same
 function as `speechforensics detect`), appending each result to RESULTS_DIR as it finishes, so a
 crash or Ctrl-C loses nothing and rerunning resumes; preprocessing (faces, crops, audio features)
 is cached by file content, settings and perturbation. `summarise` computes the metrics overall
@@ -17,181 +17,30 @@ import dataclasses
 import json
 import multiprocessing
 import os
-import re
 import sys
 import time
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
+from tqdm import tqdm
 
 from . import cache, media, metrics, perturb, scoring
-from .errors import SpeechForensicsError
+from .backends import load_backend
+from .errors import SpeechForensicsError, describe, report_skip
+from .face import FaceTrack
 from .features import SAMPLES_PER_FRAME, VIDEO_FPS
+from .files import replacing
+from .lists import Item
+from .pipeline import MouthTrack, Prepared, judge
 from .report import write_json
 
-VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".m4v")
-LABELS = {"1": 1, "real": 1, "genuine": 1, "0": 0, "fake": 0, "forged": 0}
-PATH_COLUMNS = ("file", "path", "video", "filename")
-CATEGORY_COLUMNS = ("category", "kind", "type", "method")
-# Folder names that name a category wherever they appear in a path (FakeAVCeleb, FF++).
-KNOWN_CATEGORIES = (
-    "RealVideo-RealAudio", "RealVideo-FakeAudio", "FakeVideo-RealAudio", "FakeVideo-FakeAudio",
-    "original_sequences", "Deepfakes", "Face2Face", "FaceSwap", "NeuralTextures", "FaceShifter",
-    "DeepFakeDetection",
-)  # fmt: skip
 CSV_COLUMNS = (
     "file", "label", "category", "score", "score_untrimmed", "verdict", "offset_frames",
     "speech_seconds", "backend", "perturbation", "error",
 )  # fmt: skip
-
-
-@dataclass(frozen=True)
-class Item:
-    """One video of a list: label 1 = real, 0 = fake (the paper's convention)."""
-
-    path: Path
-    label: int
-    category: str
-    segments: tuple[tuple[float, float], ...] = ()  # manipulated [start, end) seconds, if known
-
-
-def read_list(
-    list_path: Path, root: Path | None = None, category_regex: str | None = None
-) -> list[Item]:
-    """The videos of a list file or a folder with real/ and fake/ subfolders. Relative paths are
-    resolved against `root` (default: the list's folder). The category comes from a
-    kind/category column, else from a known folder name in the path (FakeAVCeleb's
-    `FakeVideo-FakeAudio/...`, FF++'s `Deepfakes/...`), else the label; `category_regex`
-    (searched in the path; its first group, or the whole match) overrides both."""
-    list_path = Path(list_path)
-    if not list_path.exists():
-        raise SpeechForensicsError(f"{list_path}: no such list file or folder")
-    if list_path.is_dir():
-        rows = _folder_rows(list_path)
-        root = Path(root) if root is not None else list_path
-    else:
-        rows = _file_rows(list_path)
-        root = Path(root) if root is not None else list_path.parent
-    pattern = _compile(category_regex)
-    items = []
-    for where, name, label, category, segments in rows:
-        category = _category(name, label, category, pattern)
-        path = Path(os.path.normpath(name if Path(name).is_absolute() else root / name))
-        items.append(Item(path, label, category, segments))
-    if not items:
-        raise SpeechForensicsError(f"{list_path}: lists no videos")
-    return items
-
-
-def _compile(regex: str | None):
-    if regex is None:
-        return None
-    try:
-        return re.compile(regex)
-    except re.error as e:
-        raise SpeechForensicsError(f"--category-regex {regex!r}: {e}") from e
-
-
-def _category(name: str, label: int, column: str, pattern) -> str:
-    if pattern is not None and (m := pattern.search(name)):
-        return m.group(1) if m.groups() and m.group(1) else m.group(0)
-    if column:
-        return column
-    parts = Path(name).parts
-    for known in KNOWN_CATEGORIES:
-        if known in parts:
-            return known
-    return "real" if label == 1 else "fake"
-
-
-def _label(value: str, where: str) -> int:
-    label = LABELS.get(value.strip().lower())
-    if label is None:
-        raise SpeechForensicsError(f"{where}: label {value!r} is neither real/fake nor 1/0")
-    return label
-
-
-def _segments(value: str, where: str) -> tuple[tuple[float, float], ...]:
-    """'1.0-3.0;5-6' (or JSON-like '[[1.0, 3.0]]') -> ((1.0, 3.0), (5.0, 6.0))."""
-    numbers = re.findall(r"\d+(?:\.\d+)?", value)
-    if len(numbers) % 2:
-        raise SpeechForensicsError(f"{where}: segments {value!r} are not start-end pairs")
-    pairs = [(float(a), float(b)) for a, b in zip(numbers[::2], numbers[1::2], strict=True)]
-    if any(b <= a for a, b in pairs):
-        raise SpeechForensicsError(f"{where}: segment in {value!r} ends before it starts")
-    return tuple(pairs)
-
-
-def _file_rows(list_path: Path) -> list[tuple]:
-    try:
-        text = list_path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as e:
-        raise SpeechForensicsError(f"{list_path}: cannot read the list ({e})") from e
-    lines = text.splitlines()
-    first = next((line for line in lines if line.strip()), "")
-    delimiter = "\t" if "\t" in first else "," if "," in first else None
-    header = [c.strip().lower() for c in re.split(delimiter or r"\s+", first.strip())]
-    if delimiter and any(c in PATH_COLUMNS for c in header) and "label" in header:
-        return _table_rows(list_path, lines, delimiter)
-    return _plain_rows(list_path, lines)
-
-
-def _plain_rows(list_path: Path, lines: list[str]) -> list[tuple]:
-    """The original lists: `relative/path label` per line, split on the last space."""
-    rows = []
-    for n, line in enumerate(lines, 1):
-        if not line.strip() or line.lstrip().startswith("#"):
-            continue
-        where = f"{list_path}, line {n}"
-        name, _, label = line.rstrip().rpartition(" ")
-        if not name.strip():
-            raise SpeechForensicsError(
-                f"{where}: expected 'path label' (or a CSV/TSV with file and label columns)"
-            )
-        rows.append((where, name.strip(), _label(label, where), "", ()))
-    return rows
-
-
-def _table_rows(list_path: Path, lines: list[str], delimiter: str) -> list[tuple]:
-    reader = csv.reader(lines, delimiter=delimiter)
-    header = [c.strip().lower() for c in next(reader)]
-    path_col = header.index(next(c for c in PATH_COLUMNS if c in header))
-    label_col = header.index("label")
-    category_col = next((header.index(c) for c in CATEGORY_COLUMNS if c in header), None)
-    segments_col = header.index("segments") if "segments" in header else None
-    rows = []
-    for n, cells in enumerate(reader, 2):
-        if not any(c.strip() for c in cells):
-            continue
-        where = f"{list_path}, line {n}"
-        if len(cells) < len(header):
-            raise SpeechForensicsError(
-                f"{where}: {len(cells)} columns, the header has {len(header)}"
-            )
-        category = cells[category_col].strip() if category_col is not None else ""
-        spans = _segments(cells[segments_col], where) if segments_col is not None else ()
-        rows.append(
-            (where, cells[path_col].strip(), _label(cells[label_col], where), category, spans)
-        )
-    return rows
-
-
-def _folder_rows(folder: Path) -> list[tuple]:
-    """real/ and fake/ subfolders (searched recursively); the category is the first folder below
-    them, if any."""
-    rows = []
-    for name, label in (("real", 1), ("fake", 0)):
-        sub = folder / name
-        for path in sorted(p for p in sub.rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES):
-            relative = path.relative_to(folder)
-            category = relative.parts[1] if len(relative.parts) > 2 else ""
-            rows.append((str(path), str(relative), label, category, ()))
-    if not (folder / "real").is_dir() and not (folder / "fake").is_dir():
-        raise SpeechForensicsError(
-            f"{folder}: a folder list needs real/ and fake/ subfolders of videos"
-        )
-    return rows
 
 
 # --- the run: one record per video, appended as it finishes -------------------------------
@@ -205,7 +54,7 @@ class EvalConfig:
     checkpoint: str | None = None
     lite_params: str | None = None  # lipsync-lite parameters (None: the shipped ones)
     threshold: float | None = None  # None: the backend's calibrated one
-    max_seconds: float = media.MAX_SECONDS
+    max_seconds: float | None = media.MAX_SECONDS
     trim_silence: bool = False  # also score with leading/trailing non-speech dropped
     perturbation: str | None = None  # 'TYPE:LEVEL' (perturb.py), seeded per clip
 
@@ -217,10 +66,12 @@ def evaluate(
     cache_dir: Path | None = None,
     workers: int = 1,
     progress: bool = False,
+    debug: bool = False,
 ) -> dict:
     """Judge every item not yet in `out_dir`/results.jsonl, appending each record as it finishes
     (flushed and fsynced), then write scores.csv (list order), summary.json (returned) and the
-    plots. Failed videos get a record with `error` set and count as failures, not as scores."""
+    plots. Failed videos get a record with `error` set and count as failures, not as scores;
+    each is reported in one line (with `debug`, an unexpected failure's traceback too)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     _check_settings(out_dir, config)
@@ -234,7 +85,9 @@ def evaluate(
             os.fsync(log.fileno())
             done[record["file"]] = record
             if record["error"]:
-                print(f"speechforensics: error: {record['error']}", file=sys.stderr)
+                report_skip(record["error"])
+                if debug and record.get("traceback"):
+                    print(record["traceback"], file=sys.stderr, end="")
     records = [done[str(item.path)] for item in items]
     write_scores(records, out_dir / "scores.csv")
     summary = summarise(records, items)
@@ -293,14 +146,10 @@ def _records(items, config: EvalConfig, cache_dir: Path, workers: int, progress:
 
 
 def _bar(total: int, enabled: bool):
-    from tqdm import tqdm
-
     return tqdm(total=total, unit="video", disable=not enabled, file=sys.stderr)
 
 
 def _load_backend(config: EvalConfig):
-    from .backends import load_backend
-
     return load_backend(config.backend, config.checkpoint, config.lite_params)
 
 
@@ -308,12 +157,13 @@ _WORKER: dict = {}  # per worker process: the config, the cache folder and the l
 
 
 def _start_worker(config: EvalConfig, cache_dir: Path) -> None:
-    import cv2
-    import torch
+    cv2.setNumThreads(1)  # the workers share the cores
+    backend = _load_backend(config)
+    if backend.name == "avhubert":  # torch is loaded then (lipsync-lite never needs it)
+        import torch
 
-    torch.set_num_threads(1)  # the workers share the cores
-    cv2.setNumThreads(1)
-    _WORKER.update(config=config, cache_dir=cache_dir, backend=_load_backend(config))
+        torch.set_num_threads(1)
+    _WORKER.update(config=config, cache_dir=cache_dir, backend=backend)
 
 
 def _worker_judge(item: Item) -> dict:
@@ -321,10 +171,9 @@ def _worker_judge(item: Item) -> dict:
 
 
 def judge_item(item: Item, config: EvalConfig, backend, cache_dir: Path) -> dict:
-    """One video's record: detect.judge's report (full-clip, and trimmed when asked) plus the
-    label, category and settings; `error` set instead when the video cannot be judged."""
-    from .detect import judge
-
+    """One video's record: pipeline.judge's report (full-clip, and trimmed when asked) plus the
+    label, category and settings; `error` set instead when the video cannot be judged (for
+    any reason: one file never ends the run)."""
     started = time.perf_counter()
     record = {"file": str(item.path), "label": item.label, "category": item.category}
     record |= {"perturbation": config.perturbation, "error": None}
@@ -341,8 +190,10 @@ def judge_item(item: Item, config: EvalConfig, backend, cache_dir: Path) -> dict
             report = judge(trimmed, backend, config.threshold)
             record |= {k: report[k] for k in ("score", "verdict", "offset_frames")}
             record["trim_start_s"] = start
-    except SpeechForensicsError as e:
-        record["error"] = str(e)
+    except Exception as e:  # noqa: BLE001 - one line in the record; the run goes on
+        record["error"] = describe(e, item.path)
+        if not isinstance(e, SpeechForensicsError):
+            record["traceback"] = "".join(traceback.format_exception(e))
     record["seconds"] = round(time.perf_counter() - started, 3)
     return record
 
@@ -356,9 +207,6 @@ REPORT_KEYS = (
 def trim_silence(clip):
     """The clip without its leading and trailing non-speech frames, and the seconds cut from its
     start (scoring ignores non-speech frames, but a backend's features may see them)."""
-    from .detect import MouthTrack, Prepared
-    from .face import FaceTrack
-
     speech = np.flatnonzero(scoring.speech_frames(clip.audio))
     if len(speech) == 0:
         return clip, 0.0
@@ -373,19 +221,17 @@ def trim_silence(clip):
             tracks.append(MouthTrack(f, crops, t.missing[a:b]))
     info = dataclasses.replace(clip.info, frames=b - a, duration=(b - a) / VIDEO_FPS)
     audio = clip.audio[a * SAMPLES_PER_FRAME : b * SAMPLES_PER_FRAME]
-    return Prepared(info, audio, clip.audio_features[a:b], tracks or clip.tracks), a / VIDEO_FPS
+    return Prepared(info, audio, tracks or clip.tracks), a / VIDEO_FPS
 
 
 # --- outputs ---------------------------------------------------------------------------------
 
 
 def write_scores(records: list[dict], path: Path) -> None:
-    tmp = path.with_name(path.name + ".part")
-    with open(tmp, "w", newline="", encoding="utf-8") as f:
+    with replacing(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, CSV_COLUMNS, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(records)
-    os.replace(tmp, path)
 
 
 # --- metrics over the records ------------------------------------------------------------------
@@ -451,16 +297,14 @@ def _num(value) -> str:
 def plot(records: list[dict], summary: dict, out_dir: Path) -> None:
     """roc.png (overall and per fake category) and scores.png (score distributions by
     category, the threshold dashed)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # here: matplotlib takes a while to import
 
     scored = [r for r in records if not r["error"]]
     if not {0, 1} <= {r["label"] for r in scored}:
         return
     reals = [r for r in scored if r["label"] == 1]
-    fig, ax = plt.subplots(figsize=(5, 5))
+    fig = Figure(figsize=(5, 5))
+    ax = fig.subplots()
     curves = [("all", scored)] + [
         (c, reals + [r for r in scored if r["category"] == c and r["label"] == 0])
         for c in sorted({r["category"] for r in scored if r["label"] == 0})
@@ -473,13 +317,13 @@ def plot(records: list[dict], summary: dict, out_dir: Path) -> None:
     ax.set(xlabel="real videos called fake (FPR)", ylabel="fakes caught (TPR)", title="ROC")
     ax.legend(fontsize=6, loc="lower right")
     fig.savefig(out_dir / "roc.png", dpi=120, bbox_inches="tight")
-    plt.close(fig)
-    _plot_scores(plt, scored, summary["threshold"], out_dir / "scores.png")
+    _plot_scores(Figure, scored, summary["threshold"], out_dir / "scores.png")
 
 
-def _plot_scores(plt, scored: list[dict], threshold, path: Path) -> None:
+def _plot_scores(figure, scored: list[dict], threshold, path: Path) -> None:
     categories = sorted({(r["label"], r["category"]) for r in scored}, reverse=True)
-    fig, ax = plt.subplots(figsize=(7, 0.35 * len(categories) + 1.2))
+    fig = figure(figsize=(7, 0.35 * len(categories) + 1.2))
+    ax = fig.subplots()
     for y, (label, category) in enumerate(categories):
         xs = [r["score"] for r in scored if (r["label"], r["category"]) == (label, category)]
         jitter = np.random.default_rng(y).uniform(-0.15, 0.15, len(xs))
@@ -489,7 +333,6 @@ def _plot_scores(plt, scored: list[dict], threshold, path: Path) -> None:
     ax.set_yticks(range(len(categories)), [c[:40] for _, c in categories], fontsize=6)
     ax.set(xlabel="score (higher: lips match the voice)", title="scores: real green, fake red")
     fig.savefig(path, dpi=120, bbox_inches="tight")
-    plt.close(fig)
 
 
 # --- robustness: the paper's Table 7 -----------------------------------------------------------
@@ -503,17 +346,19 @@ def robustness(
     cache_dir: Path | None = None,
     workers: int = 1,
     progress: bool = False,
+    debug: bool = False,
 ) -> dict:
     """The clean run and one run per perturbation (out_dir/clean, out_dir/GB-3, ...), each an
     `evaluate`; the AUC per condition, per type averaged over its levels, their average and the
     drop from clean, in out_dir/robustness.json and robustness.md (also returned)."""
     out_dir = Path(out_dir)
     cache_dir = cache_dir or out_dir / "cache"
-    runs = {"clean": evaluate(items, out_dir / "clean", config, cache_dir, workers, progress)}
+    common = (cache_dir, workers, progress, debug)
+    runs = {"clean": evaluate(items, out_dir / "clean", config, *common)}
     for p in conditions:
         run = dataclasses.replace(config, perturbation=p.spec)
         folder = out_dir / p.spec.replace(":", "-")
-        runs[p.spec] = evaluate(items, folder, run, cache_dir, workers, progress)
+        runs[p.spec] = evaluate(items, folder, run, *common)
     result = {"auc": {name: s["auc"] for name, s in runs.items()}}
     result["failures"] = {name: s["failures"] for name, s in runs.items()}
     kinds = list(dict.fromkeys(p.kind for p in conditions))

@@ -6,15 +6,18 @@ per-frame layer norm. Video: 25 fps grayscale mouth crops -> centre 88x88 -> mea
 """
 
 import functools
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from speechforensics.errors import SpeechForensicsError
 
+if TYPE_CHECKING:
+    import torch
+
 # Audio
 SAMPLE_RATE = 16_000  # Hz
+PCM_FULL_SCALE = 32768  # int16 sample value of 1.0: float samples are int16 / 32768, exactly
 FBANK_BANDS = 26  # mel filters
 FBANK_WIN_SAMPLES = 400  # samples per analysis window (25 ms at 16 kHz), rectangular
 FBANK_HOP_SAMPLES = 160  # samples between windows (10 ms at 16 kHz -> 100 frames per second)
@@ -60,15 +63,19 @@ def mel_filterbank() -> np.ndarray:
     return fb
 
 
-def _check_wav(wav: np.ndarray) -> np.ndarray:
+def _int16_units(wav: np.ndarray) -> np.ndarray:
+    """float64 samples in int16 units, the scale the filterbank is defined on: float samples are
+    taken as [-1, 1) full scale (media.read_audio), integer ones as int16 PCM values."""
     wav = np.asarray(wav)
     if wav.ndim != 1 or wav.size == 0:
         raise SpeechForensicsError(
             f"audio must be 1-D mono samples with at least one sample, got shape {wav.shape}"
         )
-    if not (np.issubdtype(wav.dtype, np.integer) or np.issubdtype(wav.dtype, np.floating)):
-        raise SpeechForensicsError(f"audio samples must be integer or float, got {wav.dtype}")
-    return wav
+    if np.issubdtype(wav.dtype, np.integer):
+        return wav.astype(np.float64)
+    if np.issubdtype(wav.dtype, np.floating):
+        return wav.astype(np.float64) * PCM_FULL_SCALE  # exact: a power of two
+    raise SpeechForensicsError(f"audio samples must be integer or float, got {wav.dtype}")
 
 
 def _frame_count(n_samples: int) -> int:
@@ -90,11 +97,13 @@ def _preemphasised_frames(x: np.ndarray) -> np.ndarray:
 
 
 def log_filterbank(wav: np.ndarray) -> np.ndarray:
-    """[Nf, 26] float32 log mel energies of 16 kHz samples in int16 units (not scaled to +-1).
+    """[Nf, 26] float32 log mel energies of 16 kHz samples: floats in [-1, 1) as media.read_audio
+    gives them, or int16 PCM values.
 
-    Bit-identical to ``python_speech_features.logfbank(wav, samplerate=16000)`` cast to float32.
+    Bit-identical to ``python_speech_features.logfbank(pcm, samplerate=16000)`` on the int16
+    values, cast to float32.
     """
-    x = _check_wav(wav).astype(np.float64, copy=False)
+    x = _int16_units(wav)
     frames = _preemphasised_frames(x)
     pspec = 1.0 / FBANK_NFFT * np.square(np.abs(np.fft.rfft(frames, FBANK_NFFT)))
     energies = np.dot(pspec, mel_filterbank().T)
@@ -113,14 +122,23 @@ def stack_frames(fbank: np.ndarray, stack: int = AUDIO_STACK) -> np.ndarray:
     return fbank.reshape(-1, stack * n_bands)
 
 
-def audio_features(wav: np.ndarray) -> torch.Tensor:
-    """[T, 104] float32 model audio input at 25 Hz from 16 kHz samples in int16 units."""
+# The model's inputs are torch tensors; torch is imported in these two functions only, so that
+# the constants and the filterbank above load without it (media, lipsync-lite).
+
+
+def audio_features(wav: np.ndarray) -> "torch.Tensor":
+    """[T, 104] float32 model audio input at 25 Hz from 16 kHz samples (as log_filterbank)."""
+    import torch
+    import torch.nn.functional as F
+
     stacked = torch.from_numpy(stack_frames(log_filterbank(wav)))
     return F.layer_norm(stacked, (AUDIO_FEAT_DIM,), eps=LAYER_NORM_EPS)
 
 
-def video_features(frames: np.ndarray) -> torch.Tensor:
+def video_features(frames: np.ndarray) -> "torch.Tensor":
     """[T, 88, 88] float32 model video input from uint8 grayscale mouth crops [T, H, W]."""
+    import torch
+
     frames = np.asarray(frames)
     if frames.ndim != 3 or frames.dtype != np.uint8 or frames.shape[0] == 0:
         raise SpeechForensicsError(

@@ -14,29 +14,22 @@ Canonical correlation analysis, fitted on the speech frames of genuine clips, fi
 CANONICAL_DIMS directions of the two in which lips and voice move together most; the backend's
 streams are the two projections, compared by cosine similarity like AV-HuBERT's. No forged
 video is used to fit it. The fitted numbers ship in data/lipsync_lite.npz, with their provenance;
-scripts/fit_lite.py reproduces them.
+`speechforensics fit-lite` (fit_lite.py) reproduces them.
 """
 
-import dataclasses
-import datetime
 import json
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from . import metrics
 from .errors import SpeechForensicsError
 from .features import SAMPLES_PER_FRAME, log_filterbank, stack_frames
 
 CONTEXT_FRAMES = 3  # frames either side stacked with each frame (7 frames, 0.28 s)
 CANONICAL_DIMS = 6  # canonical directions kept: the width of both streams
 REGULARISATION = 1.0  # share of the mean variance added to each covariance's diagonal
-INT16_SCALE = 32768.0  # the filterbank is defined on int16 units, media gives int16 / 32768
 STD_FLOOR = 1e-6  # floor of a standard deviation (a measure that never moves)
-FOLDS = 5  # cross-validation folds over the genuine clips (each fold held out once)
-FALSE_ALARMS = 0.05  # the threshold calls this share of held-out genuine clips fake
 PARAMS = Path(__file__).parent / "data" / "lipsync_lite.npz"
 FORMAT = 1  # version of the parameter file's layout
 
@@ -97,7 +90,7 @@ def visual_input(landmarks: np.ndarray, measured: np.ndarray | None = None) -> n
 def audio_input(audio: np.ndarray) -> np.ndarray:
     """[T, 104*7] from 16 kHz mono audio with 640 samples per video frame (media.read_audio)."""
     frames = len(audio) // SAMPLES_PER_FRAME
-    bank = stack_frames(log_filterbank(np.asarray(audio, np.float64) * INT16_SCALE))[:frames]
+    bank = stack_frames(log_filterbank(audio))[:frames]
     return with_context(standardise(bank.astype(np.float64)))
 
 
@@ -179,109 +172,3 @@ def _covariance(centred: np.ndarray, regularisation: float) -> np.ndarray:
 def _inverse_sqrt(c: np.ndarray) -> np.ndarray:
     w, v = np.linalg.eigh(c)
     return (v / np.sqrt(w)) @ v.T
-
-
-# Fitting on a corpus of genuine clips, with cross-validation
-
-
-@dataclass(eq=False)
-class Genuine:
-    """One genuine clip ready for fitting: its name, both inputs and the frames to fit on."""
-
-    name: str
-    clip: object  # detect.Prepared (landmarks and audio; no crops)
-    visual: np.ndarray
-    audio: np.ndarray
-    rows: np.ndarray  # speech with the face in view
-
-
-def read_genuine(paths, progress: bool = False) -> list[Genuine]:
-    """Prepare each clip (main face only; crops skipped). Clips that cannot be judged are left
-    out with a printed line, as a batch run does."""
-    from .detect import prepare
-    from .mouth import interpolate_landmarks
-    from .scoring import speech_frames
-
-    out = []
-    for path in paths:
-        try:
-            clip = prepare(path, crops=False, progress=progress)
-        except SpeechForensicsError as e:
-            print(f"speechforensics: skipped: {e}", file=sys.stderr, flush=True)
-            continue
-        track = clip.tracks[0]
-        visual = visual_input(interpolate_landmarks(track.face.landmarks), ~track.missing)
-        rows = speech_frames(clip.audio) & ~track.missing
-        out.append(Genuine(Path(path).name, clip, visual, audio_input(clip.audio), rows))
-    return out
-
-
-def folds(clips: list[Genuine], count: int = FOLDS) -> list[tuple[list[Genuine], LiteModel]]:
-    """(held-out clips, model fitted on all the others) for each of `count` folds; clip i is in
-    fold i % count (the speakers of a fold are never seen in fitting when each clip shows a
-    different person)."""
-    out = []
-    for k in range(count):
-        held = clips[k::count]
-        rest = [c for c in clips if all(c is not h for h in held)]
-        out.append((held, fit([(c.visual, c.audio, c.rows) for c in rest])))
-    return out
-
-
-def cross_validate(clips: list[Genuine], count: int = FOLDS) -> dict:
-    """Held-out scores: each fold's genuine clips, and every pair of them with the voice of
-    another clip of the same fold, judged by the model fitted on the other folds."""
-    from .backends import LiteBackend
-    from .detect import judge
-
-    genuine, swapped = {}, {}
-    for held, model in folds(clips, count):
-        backend = LiteBackend(model)
-        for face in held:
-            for voice in held:
-                clip = face.clip if voice is face else _with_voice(face.clip, voice.clip)
-                score = judge(clip, backend, threshold=0.0)["score"]
-                (genuine if voice is face else swapped)[f"{face.name}+{voice.name}"] = score
-    return {"genuine": genuine, "swapped": swapped}
-
-
-def _with_voice(clip, other):
-    """`clip` with `other`'s audio, cut or padded with silence to its length."""
-    from .fakes import fitted
-
-    return dataclasses.replace(clip, audio=fitted(other.audio, len(clip.audio)))
-
-
-def fit_corpus(paths, out: str | Path, progress: bool = False) -> dict:
-    """Fit on the genuine clips at `paths`, cross-validate, save to `out`; returns the summary
-    (held-out AUC genuine vs swapped voice, the threshold at FALSE_ALARMS) also stored in the
-    file's provenance."""
-    from .cache import file_hash
-
-    clips = read_genuine(paths, progress)
-    if len(clips) < 2 * FOLDS:
-        raise SpeechForensicsError(f"{len(clips)} usable genuine clips; need {2 * FOLDS} to fit")
-    cv = cross_validate(clips)
-    genuine = [s for s in cv["genuine"].values() if s is not None]
-    swapped = [s for s in cv["swapped"].values() if s is not None]
-    summary = {
-        "held_out_auc_swapped_voice": metrics.auc_real_fake(genuine, swapped),
-        "held_out_genuine": len(genuine),
-        "held_out_swapped": len(swapped),
-        "threshold": float(np.quantile(genuine, FALSE_ALARMS)),
-        "false_alarms": FALSE_ALARMS,
-    }
-    model = fit(
-        [(c.visual, c.audio, c.rows) for c in clips],
-        clips=[{"file": c.name, "sha256": file_hash(Path(p))} for c, p in _named(clips, paths)],
-        fitted=datetime.date.today().isoformat(),
-        cross_validation=summary | {"folds": FOLDS, "scores": cv},
-    )
-    Path(out).parent.mkdir(parents=True, exist_ok=True)
-    model.save(out)
-    return summary
-
-
-def _named(clips: list[Genuine], paths) -> list[tuple[Genuine, Path]]:
-    by_name = {Path(p).name: p for p in paths}
-    return [(c, by_name[c.name]) for c in clips]

@@ -26,11 +26,11 @@ import av
 import numpy as np
 
 from speechforensics.errors import SpeechForensicsError
-from speechforensics.features import SAMPLE_RATE, SAMPLES_PER_FRAME, VIDEO_FPS
+from speechforensics.features import PCM_FULL_SCALE, SAMPLE_RATE, SAMPLES_PER_FRAME, VIDEO_FPS
 
-MAX_SECONDS = 50.0  # s analysed by default (the original SpeechForensics uses the first 50 s)
+MAX_SECONDS = None  # s analysed by default: None, the whole file
+PAPER_SECONDS = 50.0  # s: the original SpeechForensics reads the first 50 s of each video
 MIN_SECONDS = 1.0  # s: a shorter clip is too short to judge
-PCM_FULL_SCALE = 32768  # int16 sample value of 1.0: float = int16 / 32768, exactly
 SHOW_EARLY = 0.5  # source frames: a source frame counts as shown this much before its pts
 AUDIO_GAP_SECONDS = 0.010  # s: a jump in audio timestamps this large is filled with silence
 VIDEO_GAP_SECONDS = 0.5  # s: a hole in the video timestamps this long is reported
@@ -485,6 +485,16 @@ def _silence(like, samples: int):
     return frame
 
 
+def pcm16(audio: np.ndarray) -> np.ndarray:
+    """float samples in [-1, 1) as int16 PCM for an encoder (rounded, clipped at full scale)."""
+    return np.clip(np.round(np.asarray(audio) * PCM_FULL_SCALE), -32768, 32767).astype(np.int16)
+
+
+def pad_or_trim(audio: np.ndarray, samples: int) -> np.ndarray:
+    """`audio` cut to `samples`, or padded at its end with silence (zeros) to that length."""
+    return np.pad(audio[:samples], (0, max(0, samples - len(audio))))
+
+
 # Writing (constructed test clips, re-encoded copies)
 
 WRITE_CRF = 18  # H.264 quality of written clips (visually lossless)
@@ -504,11 +514,31 @@ def write_clip(path, frames, audio: np.ndarray | None = None) -> Path:
             out.mux(video.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
         out.mux(video.encode())
         if voice is not None:
-            pcm = np.clip(np.round(np.asarray(audio) * 32767), -32768, 32767).astype(np.int16)
-            sound = av.AudioFrame.from_ndarray(pcm[None], format="s16", layout="mono")
+            sound = av.AudioFrame.from_ndarray(pcm16(audio)[None], format="s16", layout="mono")
             sound.sample_rate = SAMPLE_RATE
             # an explicit start, or the encoder's 1024 priming samples delay the sound
             sound.pts, sound.time_base = 0, Fraction(1, SAMPLE_RATE)
             out.mux(voice.encode(sound))
             out.mux(voice.encode())
+    return path
+
+
+def redub(path, video_from, audio: np.ndarray) -> Path:
+    """Copy the video track of ``video_from`` into ``path`` as it is (not re-encoded) with
+    ``audio`` (float in [-1, 1), 16 kHz mono) as its AAC sound from 0 s: a clip write_clip
+    wrote, with other sound, for the cost of the sound alone."""
+    path = Path(path)
+    with _open(video_from) as source, av.open(str(path), "w") as out:
+        stream = _video_stream(source, Path(video_from))
+        video = out.add_stream_from_template(stream)
+        voice = out.add_stream("aac", rate=SAMPLE_RATE, layout="mono")
+        for packet in source.demux(stream):
+            if packet.dts is not None:  # not the demuxer's empty packet at the end
+                packet.stream = video
+                out.mux(packet)
+        sound = av.AudioFrame.from_ndarray(pcm16(audio)[None], format="s16", layout="mono")
+        sound.sample_rate = SAMPLE_RATE
+        sound.pts, sound.time_base = 0, Fraction(1, SAMPLE_RATE)  # as in write_clip
+        out.mux(voice.encode(sound))
+        out.mux(voice.encode())
     return path

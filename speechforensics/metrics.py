@@ -24,8 +24,12 @@ AR_COUNTS = (1, 5, 10)
 
 def _arrays(labels, scores) -> tuple[np.ndarray, np.ndarray]:
     labels, scores = np.asarray(labels, int), np.asarray(scores, float)
-    assert labels.shape == scores.shape and labels.ndim == 1, (labels.shape, scores.shape)
-    assert np.isin(labels, (0, 1)).all() and np.isfinite(scores).all()
+    if labels.shape != scores.shape or labels.ndim != 1:
+        raise ValueError(
+            f"labels {labels.shape} and scores {scores.shape}: two 1-D lists of one size"
+        )
+    if not np.isin(labels, (0, 1)).all() or not np.isfinite(scores).all():
+        raise ValueError("labels must be 1 (real) or 0 (fake) and scores finite numbers")
     return labels, scores
 
 

@@ -200,16 +200,23 @@ def crop_mouths(frames: Iterable[np.ndarray], landmarks: np.ndarray) -> np.ndarr
     otherwise (an array is checked before any work, a stream as soon as it runs long or ends
     short). The original ignored extra frames and gave no crops for too few.
     """
-    affines, origins = mouth_transforms(interpolate_landmarks(landmarks))
-    total = len(affines)
+    return crop_tracks(frames, [landmarks])[0]
+
+
+def crop_tracks(frames: Iterable[np.ndarray], landmarks: list[np.ndarray]) -> list[np.ndarray]:
+    """`crop_mouths` for several faces of the same frames (one [T, 68, 2] array each), in one
+    pass over the frames."""
+    plans = [mouth_transforms(interpolate_landmarks(lm)) for lm in landmarks]
+    total = len(landmarks[0])
     if isinstance(frames, np.ndarray) and len(frames) != total:
         raise SpeechForensicsError(f"got {len(frames)} frames for {total} rows of landmarks")
-    crops = np.empty((total, MOUTH_CROP_PX, MOUTH_CROP_PX), np.uint8)
+    crops = [np.empty((total, MOUTH_CROP_PX, MOUTH_CROP_PX), np.uint8) for _ in plans]
     seen = 0
     for seen, frame in enumerate(frames, start=1):
         if seen > total:
             raise SpeechForensicsError(f"got more frames than the {total} rows of landmarks")
-        crops[seen - 1] = crop_mouth(frame, affines[seen - 1], origins[seen - 1])
+        for out, (affines, origins) in zip(crops, plans, strict=True):
+            out[seen - 1] = crop_mouth(frame, affines[seen - 1], origins[seen - 1])
     if seen != total:
         raise SpeechForensicsError(f"got {seen} frames for {total} rows of landmarks")
     return crops

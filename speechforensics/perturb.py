@@ -36,6 +36,7 @@ import av
 import cv2
 import numpy as np
 
+from . import media
 from .errors import SpeechForensicsError
 from .features import SAMPLE_RATE, VIDEO_FPS
 
@@ -294,8 +295,7 @@ def resample(audio: np.ndarray, rate: int) -> np.ndarray:
 
 
 def _audio_frame(audio: np.ndarray, rate: int):
-    pcm = np.clip(np.round(np.asarray(audio) * 32767), -32768, 32767).astype(np.int16)
-    frame = av.AudioFrame.from_ndarray(pcm[None], format="s16", layout="mono")
+    frame = av.AudioFrame.from_ndarray(media.pcm16(audio)[None], format="s16", layout="mono")
     frame.sample_rate, frame.pts, frame.time_base = rate, 0, Fraction(1, rate)
     return frame
 

@@ -22,7 +22,7 @@ import datetime
 import json
 import os
 import time
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -32,8 +32,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .avhubert.checkpoint import FORMAT, FORMAT_VERSION
-from .avhubert.model import LARGE, AVHubert, ModelConfig
-from .errors import SpeechForensicsError
+from .avhubert.model import AVHubert, ModelConfig
+from .errors import SpeechForensicsError, report_skip
+from .files import replacing
+from .pretrain_config import PRESETS, TrainConfig, parse_overrides
 from .pretrain_data import (
     Batch,
     DataCache,
@@ -49,114 +51,6 @@ METRICS_NAME = "metrics.jsonl"
 TARGETS_NAME = "targets.npz"
 EVAL_MASKINGS = 4  # held-out clips are evaluated under this many different masks
 DIST_TIMEOUT = datetime.timedelta(hours=6)  # rank 0 prepares the data while the others wait
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Pretraining settings. Defaults: AV-HuBERT BASE pre-training (conf/pretrain/base_*.yaml:
-    masking, modality dropout, head, loss weights, Adam, clipping, warm-up; 32 GPUs x 1000
-    frames per update), as far as they apply to this code (no dropout inside the encoder)."""
-
-    # data
-    window_frames: int = 500  # frames per training sample (the original max_sample_size)
-    min_frames: int = 25  # frames: clips with less training video are left out
-    heldout_fraction: float = 0.1  # the last 10 % of every clip is held out for evaluation
-    batch_windows: int = 64  # samples per update, all processes and accumulation steps together
-    grad_accum: int = 1  # micro-batches per update in each process
-    image_aug: bool = True  # random 88 px crop of the 96 px mouth and horizontal flip
-    # targets
-    clusters: int = 100  # k-means clusters (iteration 1: 100 on MFCC; later 500 ... 2000)
-    kmeans_frames: int = 250_000  # frames sampled to fit k-means
-    target_layer: int = 9  # block of the previous iteration's model clustered (iteration >= 2)
-    # masking and loss
-    mask_prob_video: float = 0.3
-    mask_len_video: int = 5
-    mask_prob_audio: float = 0.8
-    mask_len_audio: int = 10
-    modality_dropout: float = 0.5  # probability that one modality is dropped
-    audio_dropout: float = 0.5  # given a drop, probability that it is the audio
-    final_dim: int = 256  # width of the projection and the cluster embeddings
-    logit_temp: float = 0.1
-    unmasked_weight: float = 0.0  # weight of the loss on unmasked frames
-    feature_pen_weight: float = 10.0
-    feature_grad_mult: float = 0.1  # gradient scale into the front ends
-    # optimisation
-    max_steps: int = 400_000
-    lr: float = 5e-4
-    warmup_steps: int = 32_000  # linear warm-up, then linear decay to 0 at max_steps
-    weight_decay: float = 0.01
-    adam_beta1: float = 0.9
-    adam_beta2: float = 0.98
-    adam_eps: float = 1e-6
-    clip_norm: float = 10.0
-    dtype: str = "auto"  # auto (bfloat16 if the GPU has it, else float16; float32 on CPU) or one
-    # bookkeeping
-    seed: int = 1
-    log_every: int = 100  # steps between metrics lines
-    eval_every: int = 1000  # steps between held-out evaluations
-    checkpoint_every: int = 1000  # steps between checkpoints (and one at the end)
-
-    def __post_init__(self):
-        if self.dtype not in ("auto", "bfloat16", "float16", "float32"):
-            raise SpeechForensicsError(
-                f"dtype must be auto, bfloat16, float16 or float32, not {self.dtype!r}"
-            )
-        if self.window_frames < self.min_frames or self.min_frames < 1:
-            raise SpeechForensicsError(
-                f"window_frames ({self.window_frames}) must be >= min_frames "
-                f"({self.min_frames}) >= 1"
-            )
-        if min(self.batch_windows, self.grad_accum, self.max_steps, self.clusters) < 1:
-            raise SpeechForensicsError(
-                "batch_windows, grad_accum, max_steps, clusters must be >= 1"
-            )
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "TrainConfig":
-        unknown = sorted(set(d) - {f.name for f in fields(cls)})
-        if unknown:
-            raise SpeechForensicsError(f"unknown TrainConfig keys: {', '.join(unknown)}")
-        return cls(**d)
-
-
-TINY_MODEL = ModelConfig(
-    encoder_layers=2, encoder_embed_dim=64, encoder_ffn_embed_dim=256, encoder_attention_heads=4
-)
-TINY = TrainConfig(
-    window_frames=64,
-    heldout_fraction=0.2,
-    batch_windows=4,
-    clusters=16,
-    kmeans_frames=20_000,
-    target_layer=1,
-    final_dim=32,
-    max_steps=200,
-    lr=2e-3,
-    warmup_steps=10,
-    log_every=1,
-    eval_every=10,
-    checkpoint_every=50,
-)
-BASE = TrainConfig()
-LARGE_TRAIN = TrainConfig(batch_windows=128, target_layer=18)  # 64 GPUs in the original
-# The --config names: (model, training) pairs.
-PRESETS = {"tiny": (TINY_MODEL, TINY), "base": (ModelConfig(), BASE), "large": (LARGE, LARGE_TRAIN)}
-
-
-def parse_overrides(config: TrainConfig, items: list[str]) -> TrainConfig:
-    """`KEY=VALUE` strings -> a TrainConfig with those fields changed (values typed by field)."""
-    types = {f.name: f.type for f in fields(TrainConfig)}
-    changes = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or key not in types:
-            raise SpeechForensicsError(f"--set {item}: expected KEY=VALUE, KEY a TrainConfig field")
-        kind = types[key]
-        try:
-            changes[key] = (value.lower() in ("1", "true", "yes")) if kind is bool else kind(value)
-        except ValueError as e:
-            raise SpeechForensicsError(f"--set {item}: {value!r} is not a {kind.__name__}") from e
-    return replace(config, **changes)
 
 
 # Model: the inference encoder plus the pre-training head
@@ -373,9 +267,8 @@ def save_checkpoint(path: Path, trainer, opt, sched, scaler, step: int, meta: di
     }
     if torch.cuda.is_available():
         obj["rng"]["cuda"] = torch.cuda.get_rng_state_all()
-    tmp = path.with_name(path.name + ".part")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    with replacing(path) as tmp:
+        torch.save(obj, tmp)
 
 
 # Fields that may change when a run is resumed; any other change would not repeat the run.
@@ -538,7 +431,7 @@ def _append_metrics(path: Path, line: dict) -> None:
 
 def genuine_videos(manifest: Path, root: Path | None) -> list[Path]:
     """The genuine (label 1) videos of a list that `evaluate` reads."""
-    from .evaluate import read_list
+    from .lists import read_list
 
     paths = [item.path for item in read_list(manifest, root) if item.label == 1]
     if not paths:
@@ -577,7 +470,7 @@ def run(
         report(f"pretraining {preset}: {_changes(PRESETS[preset][1], config)}")
         data, errors = pd.build_cache(paths, cache, progress)
         for line in errors:
-            report(f"speechforensics: error: {line} (skipped)")
+            report_skip(line)
         pd.prepare_targets(data, config, out / TARGETS_NAME, targets_from)
     if ds.world > 1:
         dist.barrier()

@@ -1,6 +1,6 @@
 """Pretraining data: genuine videos -> a cache of mouth crops and audio features -> cluster targets.
 
-Each video goes once through our own pipeline (`detect.prepare`: the main face's 96x96 mouth
+Each video goes once through our own pipeline (`pipeline.prepare`: the main face's 96x96 mouth
 crops, the 104-d audio features, 25 per second) and is appended to sharded raw arrays that
 training memory-maps, so training never decodes video. A cache folder holds:
 
@@ -22,28 +22,27 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .detect import INT16_SCALE, prepare
-from .errors import SpeechForensicsError
+from .errors import SpeechForensicsError, describe
 from .features import (
     AUDIO_FEAT_DIM,
     AUDIO_STACK,
     MODEL_CROP_PX,
     PIXEL_MEAN,
     PIXEL_STD,
+    audio_features,
     log_filterbank,
     video_features,
 )
+from .files import replacing
 from .mouth import MOUTH_CROP_PX
-
-if TYPE_CHECKING:
-    from .pretrain import TrainConfig
+from .pipeline import prepare
+from .pretrain_config import TrainConfig
 
 INDEX_VERSION = 1
 SHARD_BYTES = 1 << 30  # a new shard starts once the current one's crops pass 1 GiB
@@ -66,7 +65,7 @@ _SUFFIX = {"crops": "crops.u8", "audio": "audio.f16", "mfcc": "mfcc.f16", "missi
 def mfcc39(audio: np.ndarray, frames: int) -> np.ndarray:
     """[frames, 39] float32: 13 MFCCs with deltas and delta-deltas, the 4 filterbank frames of
     each video frame averaged. `audio` is 16 kHz mono float (+-1), as `media.read_audio` gives."""
-    logfb = log_filterbank(audio.astype(np.float64) * INT16_SCALE).astype(np.float64)
+    logfb = log_filterbank(audio).astype(np.float64)
     n = logfb.shape[1]
     k = np.arange(n)
     dct = np.cos(np.pi / n * (k[None, :] + 0.5) * np.arange(MFCC_COEFFS)[:, None])
@@ -150,9 +149,8 @@ def _read_index(folder: Path) -> dict:
 
 
 def _write_index(folder: Path, index: dict) -> None:
-    tmp = folder / "index.json.part"
-    tmp.write_text(json.dumps(index, indent=1) + "\n")
-    tmp.replace(folder / "index.json")
+    with replacing(folder / "index.json") as tmp:
+        tmp.write_text(json.dumps(index, indent=1) + "\n")
 
 
 def build_cache(
@@ -170,8 +168,8 @@ def build_cache(
             if not path.is_file():
                 raise SpeechForensicsError(f"{path}: no such video file")
             arrays = _prepare_clip(path)
-        except SpeechForensicsError as e:
-            errors.append(str(e))
+        except Exception as e:  # noqa: BLE001 - one video never ends the preparation
+            errors.append(describe(e, path))
             continue
         index["clips"][_key(path)] = _append(folder, index, arrays, path)
         _write_index(folder, index)
@@ -187,7 +185,7 @@ def _prepare_clip(path: Path) -> dict[str, np.ndarray]:
     frames = len(track.crops)
     return {
         "crops": np.ascontiguousarray(track.crops, dtype=np.uint8),
-        "audio": clip.audio_features.numpy().astype(np.float16),
+        "audio": audio_features(clip.audio).numpy().astype(np.float16),
         "mfcc": mfcc39(clip.audio, frames).astype(np.float16),
         "missing": track.missing.astype(np.uint8),
     }
@@ -212,7 +210,7 @@ def _append(folder: Path, index: dict, arrays: dict[str, np.ndarray], path: Path
     return {"file": str(path), "shard": shard, "start": end, "frames": len(arrays["crops"])}
 
 
-# Samples: windows, masks, batches (config: a pretrain.TrainConfig)
+# Samples: windows, masks, batches (config: a pretrain_config.TrainConfig)
 
 
 @dataclass
@@ -431,15 +429,14 @@ def make_targets(data: DataCache, feats: list[np.ndarray], k: int, sample: int, 
 
 
 def save_targets(path: Path, labels: list[np.ndarray], kmeans: dict, meta: dict) -> None:
-    tmp = path.with_name(path.name + ".part.npz")
-    np.savez(
-        tmp,
-        labels=np.concatenate(labels),
-        lengths=np.array([len(x) for x in labels]),
-        meta=np.array(json.dumps(meta)),
-        **kmeans,
-    )
-    tmp.replace(path)
+    with replacing(path) as tmp:
+        np.savez(
+            tmp,
+            labels=np.concatenate(labels),
+            lengths=np.array([len(x) for x in labels]),
+            meta=np.array(json.dumps(meta)),
+            **kmeans,
+        )
 
 
 def load_targets(path: Path) -> tuple[list[np.ndarray], dict]:

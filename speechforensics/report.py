@@ -11,6 +11,7 @@ import numpy as np
 
 from .errors import SpeechForensicsError
 from .features import VIDEO_FPS
+from .files import replacing
 
 SHEET_COLUMNS = 10  # crops per row of a contact sheet
 SHEET_ROWS = 6  # rows per face track
@@ -50,16 +51,13 @@ def _track_block(crops: np.ndarray, caption: str, missing: np.ndarray) -> np.nda
 def write_json(data, path: str | Path) -> Path:
     """`data` as indented JSON at `path`, replaced whole (written aside, then renamed): a reader
     or an interruption never sees half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".part")
-    tmp.write_text(json.dumps(data, indent=1) + "\n")
-    tmp.replace(path)
-    return path
+    with replacing(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=1) + "\n")
+    return Path(path)
 
 
 def track_sheet(tracks, prefix: str = "") -> np.ndarray:
-    """`contact_sheet` of prepared face tracks (detect.MouthTrack), each captioned `prefix`
+    """`contact_sheet` of prepared face tracks (pipeline.MouthTrack), each captioned `prefix`
     + its id and how many frames measured it."""
     captions = []
     for track in tracks:
@@ -83,18 +81,15 @@ def write_image(image: np.ndarray, path: str | Path) -> Path:
 
 STRIP_CROPS = 12  # mouth crops in a report's strip
 REPORT_FIELDS = ("verdict", "score", "threshold", "backend", "offset_frames", "offset_ms")
-REPORT_FIELDS += ("speech_seconds", "duration_s", "segments")
+REPORT_FIELDS += ("decided_by", "speech_seconds", "duration_s", "segments")
 
 
 def plot_png(result: dict, crops: np.ndarray | None) -> bytes:
     """PNG bytes: the sync timeline with suspicious segments shaded, the offset curve, and a
     strip of the judged face's mouth crops."""
-    import matplotlib
+    from matplotlib.figure import Figure  # here: matplotlib takes a while to import
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig = plt.figure(figsize=(10, 6.2), dpi=100)
+    fig = Figure(figsize=(10, 6.2), dpi=100)
     grid = fig.add_gridspec(3, 2, height_ratios=[2.2, 1.1, 1.0], width_ratios=[2.4, 1])
     _plot_timeline(fig.add_subplot(grid[0, :]), result)
     _plot_offsets(fig.add_subplot(grid[1, 1]), result)
@@ -104,7 +99,6 @@ def plot_png(result: dict, crops: np.ndarray | None) -> bytes:
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")
-    plt.close(fig)
     return buffer.getvalue()
 
 
@@ -122,10 +116,31 @@ def _plot_timeline(ax, result: dict) -> None:
         ax.axvspan(start, end, color="tab:red", alpha=0.2, lw=0)
     if result["threshold"] is not None:
         ax.axhline(result["threshold"], color="tab:red", ls="--", lw=1, label="threshold")
+    for a, _ in result.get("shots", [])[1:]:
+        ax.axvline(a, color="0.4", ls=":", lw=1)
+    _plot_turns(ax, result)
     ax.set_xlim(0, result["duration_s"])
-    ax.set_xlabel("time (s); red: sync breaks down; gaps: too little speech")
+    ax.set_xlabel(
+        "time (s); red: sync breaks down; bars: who speaks (red: judged out of agreement); "
+        "dotted: cuts"
+    )
     ax.set_ylabel("sync score")
     ax.legend(loc="best", fontsize=8)
+
+
+TURN_COLOURS = {"real": "tab:blue", "fake": "tab:red", "not judged": "0.6", "inconclusive": "0.4"}
+
+
+def _plot_turns(ax, result: dict) -> None:
+    """A bar per turn under the timeline, labelled with its face."""
+    low, high = ax.get_ylim()
+    y = low - 0.08 * (high - low)
+    for turn in result.get("turns", []):
+        colour = TURN_COLOURS.get(turn["verdict"], "0.4")
+        ax.plot([turn["start_s"], turn["end_s"]], [y, y], color=colour, lw=5, solid_capstyle="butt")
+        ax.annotate(f"face {turn['face']}", (turn["start_s"], y), xytext=(1, 4),
+                    textcoords="offset points", fontsize=7, color=colour)  # fmt: skip
+    ax.set_ylim(y - 0.05 * (high - low), high)
 
 
 def _plot_offsets(ax, result: dict) -> None:
@@ -157,23 +172,46 @@ def html_page(result: dict, png: bytes) -> str:
         for k in REPORT_FIELDS
     )
     tracks = "".join(f"<li>{html.escape(json.dumps(t))}</li>" for t in result["tracks"])
+    turns = "".join(_turn_row(t) for t in result.get("turns", []))
     warnings = "".join(f"<li>{html.escape(w)}</li>" for w in result["warnings"])
     image = base64.b64encode(png).decode()
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <title>speechforensics: {html.escape(Path(result["file"]).name)}</title>
 <style>body{{font-family:sans-serif;max-width:1040px;margin:2em auto}}
-th{{text-align:left;padding-right:1em}}img{{max-width:100%}}</style></head><body>
+th{{text-align:left;padding-right:1em}}img{{max-width:100%}}
+tr.fake td{{color:#c0392b;font-weight:bold}}</style></head><body>
 <h1>{html.escape(_headline(result))}</h1>
 <p>Higher scores mean the lips agree more with the voice. The verdict compares the score of the
 face that best matches the voice with the backend's threshold, set on genuine videos only.</p>
 <img alt="sync timeline, offset curve and mouth crops" src="data:image/png;base64,{image}">
 <table>{rows}</table>
+<h2>Who spoke when</h2>
+<p>Each stretch of speech goes to the visible face whose mouth moves with it; a face that stays
+still is a listener (or the voice is off screen) and is not judged on it. A turn is judged on its
+own when it holds enough speech; the video is fake when any turn is out of agreement.</p>
+<table><tr><th>when</th><th>face</th><th>speech</th><th>score</th><th>verdict</th></tr>{
+        turns or '<tr><td colspan="5">no visible face spoke</td></tr>'
+    }</table>
+<p>Shots: {len(result.get("shots", []))}.</p>
 <h2>Faces</h2><ul>{tracks}</ul>
 <h2>Warnings</h2><ul>{warnings or "<li>none</li>"}</ul>
 <p>File: {html.escape(result["file"])}</p>
 </body></html>
 """
+
+
+def _turn_row(turn: dict) -> str:
+    score = "–" if turn["score"] is None else f"{turn['score']:.3f}"
+    cells = [
+        f"{turn['start_s']:.1f}–{turn['end_s']:.1f} s",
+        f"face {turn['face']}",
+        f"{turn['speech_seconds']:.1f} s",
+        score,
+        turn["verdict"],
+    ]
+    row = "".join(f"<td>{html.escape(c)}</td>" for c in cells)
+    return f'<tr class="{html.escape(turn["verdict"])}">{row}</tr>'
 
 
 def _cell(value) -> str:

@@ -14,7 +14,6 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from speechforensics.errors import SpeechForensicsError
 from speechforensics.features import SAMPLE_RATE, SAMPLES_PER_FRAME, VIDEO_FPS
@@ -59,6 +58,28 @@ THRESHOLDS: dict[str, float] = {
     # "avhubert": not calibrated here (no official weights on our machines): pass --threshold
 }
 
+# Turns and segments (pipeline.judge, speakers.py). A turn (one face's consecutive speech in one
+# shot) with at least speakers.MIN_TURN_SPEECH_S of speech is judged on its own: fake under its
+# backend's turn threshold for the longest listed speech length it reaches. Each threshold is the
+# 1st percentile of genuine turns of that length (the 29 genuine dev clips' speech cut into 2 s
+# and 4 s pieces, each scored by the fold model that never saw it: scripts/turn_thresholds.py;
+# 72 and 29 pieces), so about 1 genuine turn in 100 is called fake, whatever the video's length.
+TURN_THRESHOLDS: dict[str, tuple[tuple[float, float], ...]] = {
+    "lipsync-lite": ((2.0, 0.050), (4.0, 0.166)),  # (s of speech, threshold)
+}
+# Low-sync segments: runs of timeline windows under the segment threshold lasting at least
+# MIN_SEGMENT_SECONDS, plus the turns judged fake. 0.0 is about the 4th percentile of genuine
+# windows (868 windows, held out as above), and the run length keeps single low windows out.
+SEGMENT_THRESHOLDS: dict[str, float] = {"lipsync-lite": 0.0}
+MIN_SEGMENT_SECONDS = 1.5
+
+
+def turn_threshold(backend: str, speech_seconds: float) -> float | None:
+    """The threshold of a turn with this much speech (None: not judged on its own)."""
+    listed = [t for seconds, t in TURN_THRESHOLDS.get(backend, ()) if speech_seconds >= seconds]
+    return listed[-1] if listed else None
+
+
 # Speech-gated clip score
 MIN_SPEECH_SECONDS = 1.0  # s of speech below which a clip is "too little speech" (no score)
 
@@ -80,7 +101,7 @@ VAD_HANGOVER_FRAMES = 2  # video frames (80 ms) of speech kept on each side of d
 
 def _as_numpy(x, name: str) -> np.ndarray:
     """A 2-D float64 copy of a numpy array or torch tensor of features."""
-    if isinstance(x, torch.Tensor):
+    if hasattr(x, "detach"):  # a torch tensor (torch itself is not imported here)
         x = x.detach().cpu().float().numpy()
     x = np.asarray(x, dtype=np.float64)
     if x.ndim != 2 or x.shape[0] == 0:

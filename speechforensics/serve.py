@@ -1,7 +1,7 @@
 """`speechforensics serve`: a web page on the user's own machine that checks videos.
 
 The page (static/: plain HTML, CSS and JS) uploads videos to a small HTTP API; a bounded pool of
-background workers judges them with `detect.prepare` + `detect.judge` (one backend loaded per
+background workers judges them with `pipeline.prepare` + `pipeline.judge` (one backend loaded per
 worker) and writes each result beside its upload. Everything lives under one data folder: an
 SQLite database of jobs (`jobs.sqlite3`) and one folder per job (`jobs/<id>/`: the video, the
 JSON result, the HTML report, the mouth-crop sheet), so a restart loses nothing and a job that a
@@ -37,8 +37,13 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from . import __version__, media
+from . import media
+from .backends import load_backend
 from .errors import SpeechForensicsError
+from .pipeline import judge, prepare
+from .report import html_page, plot_png, track_sheet
+from .scoring import THRESHOLDS
+from .version import __version__
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8765
@@ -59,7 +64,6 @@ DECLARED_OK += ("application/x-www-form-urlencoded",)  # curl --data-binary's de
 QUEUE_POLL_S = 0.5  # how often an idle worker checks whether the server is stopping
 
 log = logging.getLogger("speechforensics.serve")
-_plot_lock = threading.Lock()  # matplotlib's pyplot is not thread-safe
 
 
 @dataclass(frozen=True)
@@ -73,7 +77,7 @@ class ServeConfig:
     checkpoint: Path | None = None  # passed to backends.load_backend
     workers: int = 1  # videos judged at once (0: accept uploads, judge none; for tests)
     max_upload_bytes: int = MAX_UPLOAD_BYTES
-    max_seconds: float = media.MAX_SECONDS
+    max_seconds: float | None = media.MAX_SECONDS
 
 
 def default_data_dir() -> Path:
@@ -122,7 +126,8 @@ class JobStore:
             return db.execute(sql, args).rowcount
 
     def folder(self, job_id: str) -> Path:
-        assert JOB_ID.fullmatch(job_id), job_id
+        if not JOB_ID.fullmatch(job_id):  # never a path outside the jobs folder
+            raise SpeechForensicsError(f"{job_id!r} is not a job id")
         return self.jobs / job_id
 
     def new_id(self) -> str:
@@ -269,19 +274,16 @@ def describe(backend) -> str:
 def analyse(video: Path, name: str, backend, max_seconds: float) -> tuple[dict, str, bytes]:
     """The report for one uploaded video (named `name`, not by its path), its HTML page and
     the PNG of its mouth crops; SpeechForensicsError names the upload, not the stored file."""
-    from .detect import judge, prepare
-    from .report import html_page, plot_png, track_sheet
-
     try:
         clip = prepare(video, max_seconds)
         result = judge(clip, backend) | {"file": name}
     except SpeechForensicsError as e:
         raise SpeechForensicsError(str(e).replace(str(video), name)) from e
     crops = next(t.crops for t in clip.tracks if t.face.id == result["face"])
-    with _plot_lock:
-        page = html_page(result, plot_png(result, crops))
+    page = html_page(result, plot_png(result, crops))
     ok, png = cv2.imencode(".png", track_sheet(clip.tracks))
-    assert ok
+    if not ok:
+        raise SpeechForensicsError(f"{name}: could not encode the contact sheet of its crops")
     return result, page, png.tobytes()
 
 
@@ -315,8 +317,6 @@ class Workers:
     """A bounded pool of threads judging queued jobs, each with its own backend."""
 
     def __init__(self, store: JobStore, config: ServeConfig):
-        from .backends import load_backend
-
         self.store, self.config = store, config
         self.backends = [load_backend(None, config.checkpoint) for _ in range(config.workers)]
         self.queue: queue.Queue[str] = queue.Queue()
@@ -452,8 +452,6 @@ class Api:
 
     async def info(self) -> dict:
         """The backend that judges new uploads, what it can see, and the upload limits."""
-        from .scoring import THRESHOLDS
-
         backend = self.workers.backends[0] if self.workers.backends else None
         return {
             "version": __version__,

@@ -9,8 +9,13 @@ import numpy as np
 import pytest
 import torch
 
-from speechforensics.avhubert import convert, load_checkpoint, read_checkpoint
-from speechforensics.avhubert.checkpoint import _STAND_INS, _unpickle
+from speechforensics.avhubert.checkpoint import (
+    _STAND_INS,
+    _unpickle,
+    convert,
+    load_checkpoint,
+    read_checkpoint,
+)
 from speechforensics.errors import SpeechForensicsError
 
 

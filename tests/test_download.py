@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from speechforensics.avhubert import load_checkpoint
+from speechforensics.avhubert.checkpoint import load_checkpoint
 from speechforensics.avhubert.download import cache_dir, download, find_cached
 from speechforensics.cli import main
 from speechforensics.errors import SpeechForensicsError

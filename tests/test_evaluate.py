@@ -1,4 +1,4 @@
-"""evaluate.py: every list format, the run with resume after a kill and its cache, workers,
+"""evaluate.py: the run with resume after a kill and its cache, workers,
 --trim-silence, perturbations, the robustness table and the command line, on dev clips."""
 
 import csv
@@ -14,10 +14,11 @@ import numpy as np
 import pytest
 from conftest import SHARED, need
 
-from speechforensics import cache, detect, evaluate, fakes
+from speechforensics import cache, evaluate, fakes, pipeline
 from speechforensics.cli import main
 from speechforensics.errors import SpeechForensicsError
-from speechforensics.evaluate import EvalConfig, Item, read_list
+from speechforensics.evaluate import EvalConfig
+from speechforensics.lists import Item, read_list
 from speechforensics.perturb import Perturbation
 
 DEV = SHARED / "media/dev"
@@ -40,87 +41,6 @@ def dev_list(tmp_path):
     need(DEV)
     lines = "".join(f"{DEV / name} {label}\n" for name, label in CLIPS.items())
     return _write(tmp_path / "list.txt", lines)
-
-
-# --- lists ---------------------------------------------------------------------------------
-
-
-def test_original_list_splits_on_the_last_space_and_finds_categories(tmp_path):
-    listing = _write(
-        tmp_path / "test.txt",
-        "real videos/my clip 01.mp4 1\n"
-        "\n"
-        "FakeAVCeleb/FakeVideo-FakeAudio/African/men/id00076/00109.mp4 0\n"
-        "manipulated_sequences/Deepfakes/c23/videos/000_003.mp4 0\n",
-    )
-    items = read_list(listing, root=Path("/data"))
-    assert items[0] == Item(Path("/data/real videos/my clip 01.mp4"), 1, "real")
-    assert [i.category for i in items] == ["real", "FakeVideo-FakeAudio", "Deepfakes"]
-    assert [i.label for i in items] == [1, 0, 0]
-    assert read_list(listing)[0].path == tmp_path / "real videos/my clip 01.mp4"  # default root
-    regex = read_list(listing, category_regex=r"^(\w+)/")
-    assert [i.category for i in regex] == ["real", "FakeAVCeleb", "manipulated_sequences"]
-
-
-def test_csv_with_words_for_labels_categories_and_segments(tmp_path):
-    listing = _write(
-        tmp_path / "list.csv",
-        "path,label,category,segments\n"
-        "/abs/a.mp4,real,original,\n"
-        "b.mp4,fake,splice,1.5-3.5\n"
-        'c.mp4,FAKE,splice,"[[0.0, 1.0], [2.0, 2.5]]"\n',
-    )
-    items = read_list(listing)
-    assert items[0].path == Path("/abs/a.mp4") and items[0].category == "original"
-    assert items[1] == Item(tmp_path / "b.mp4", 0, "splice", ((1.5, 3.5),))
-    assert items[2].segments == ((0.0, 1.0), (2.0, 2.5))
-
-
-def test_the_dev_manifest_tsv():
-    items = read_list(need(DEV / "MANIFEST.tsv"))
-    assert len(items) == 51 and sum(i.label for i in items) == 29
-    assert all(i.path.parent == DEV for i in items)
-    wav2lip = [i for i in items if i.path.name == "gsw2l_result_voice.mp4"]
-    assert wav2lip[0].label == 0 and wav2lip[0].category == "Wav2Lip output"
-
-
-def test_real_and_fake_folders(tmp_path):
-    for name in ("real/a.mp4", "real/b.MOV", "fake/Deepfakes/c.mp4", "fake/d.mkv", "fake/x.txt"):
-        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / name).write_bytes(b"")
-    items = read_list(tmp_path)
-    assert [(i.path.name, i.label, i.category) for i in items] == [
-        ("a.mp4", 1, "real"),
-        ("b.MOV", 1, "real"),
-        ("c.mp4", 0, "Deepfakes"),
-        ("d.mkv", 0, "fake"),
-    ]
-
-
-@pytest.mark.parametrize(
-    "text, message",
-    [
-        ("a.mp4 1\nb.mp4 maybe\n", "line 2: label 'maybe'"),
-        ("a.mp4\n", "line 1: expected 'path label'"),
-        ("file\tlabel\tkind\na.mp4\treal\n", "line 2: 2 columns, the header has 3"),
-        ("file,label,segments\na.mp4,fake,3-1\n", "line 2: segment in '3-1' ends before"),
-        ("# nothing\n", "lists no videos"),
-    ],
-)
-def test_bad_lists_name_the_file_and_line(tmp_path, text, message):
-    listing = _write(tmp_path / "bad.txt", text)
-    with pytest.raises(SpeechForensicsError, match=message) as e:
-        read_list(listing)
-    assert str(listing) in str(e.value) and "\n" not in str(e.value)
-
-
-def test_missing_list_empty_folder_and_bad_regex(tmp_path):
-    with pytest.raises(SpeechForensicsError, match="no such list"):
-        read_list(tmp_path / "nope.txt")
-    with pytest.raises(SpeechForensicsError, match="real/ and fake/"):
-        read_list(tmp_path)
-    with pytest.raises(SpeechForensicsError, match="category-regex"):
-        read_list(_write(tmp_path / "l.txt", "a.mp4 1\n"), category_regex="(")
 
 
 # --- the run ---------------------------------------------------------------------------------
@@ -162,7 +82,7 @@ def test_scores_are_those_of_detect(dev_list, tmp_path):
 
     item = read_list(dev_list)[0]
     record = evaluate.judge_item(item, EvalConfig(), load_backend(), tmp_path)
-    report = detect.detect(item.path, load_backend())
+    report = pipeline.detect(item.path, load_backend())
     assert record["score"] == report["score"] and record["segments"] == report["segments"]
 
 
@@ -184,9 +104,9 @@ def test_resume_after_a_kill_gives_the_clean_results(dev_list, tmp_path, monkeyp
     with open(log, "a") as f:
         f.write('{"file": "torn')  # a crash in the middle of a write
     judged = []
-    real_prepare = detect.prepare
+    real_prepare = pipeline.prepare
     monkeypatch.setattr(
-        detect, "prepare", lambda *a, **k: judged.append(a[0]) or real_prepare(*a, **k)
+        pipeline, "prepare", lambda *a, **k: judged.append(a[0]) or real_prepare(*a, **k)
     )
     assert main([*command[3:], "--out", str(killed), "--quiet"]) == 0
     assert len(judged) <= len(CLIPS) - finished  # finished videos were not judged again
@@ -198,6 +118,27 @@ def test_resume_after_a_kill_gives_the_clean_results(dev_list, tmp_path, monkeyp
     evaluate.evaluate(read_list(dev_list), killed)
     assert judged == [] and _scores(killed) == _scores(clean)
     assert all(r["cached"] for r in evaluate.read_results(log))
+
+
+def test_an_unexpected_failure_is_one_record_and_the_run_goes_on(
+    dev_list, tmp_path, monkeypatch, capsys
+):
+    items = read_list(dev_list)[:2]
+    real_prepare = pipeline.prepare
+
+    def prepare(path, *args, **kwargs):
+        if path == items[0].path:
+            raise ValueError("injected: PyAV tripped over a packet")
+        return real_prepare(path, *args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "prepare", prepare)
+    summary = evaluate.evaluate(items, tmp_path / "out")
+    assert summary["failures"] == 1 and summary["n"] == 2
+    first, second = evaluate.read_results(tmp_path / "out/results.jsonl")
+    assert first["error"].startswith(f"{items[0].path}: unexpected ValueError (injected")
+    assert "Traceback" in first["traceback"] and second["error"] is None
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
 
 
 def test_two_workers_give_the_results_of_one(dev_list, tmp_path):
@@ -238,7 +179,7 @@ def test_trim_silence_drops_the_leading_silence(tmp_path):
     prepared, _ = cache.load_prepared(shifted, tmp_path / "out/cache", crops=False)
     trimmed, start = evaluate.trim_silence(prepared)
     cut = round(start * 25)
-    assert trimmed.info.frames == len(trimmed.audio) // 640 == len(trimmed.audio_features)
+    assert trimmed.info.frames == len(trimmed.audio) // 640
     np.testing.assert_array_equal(
         trimmed.audio, prepared.audio[cut * 640 : (cut + trimmed.info.frames) * 640]
     )

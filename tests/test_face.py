@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 from conftest import SHARED, need
 
-from speechforensics import face
+from speechforensics import face, media
 from speechforensics.errors import SpeechForensicsError
 from speechforensics.face import FaceConfig, FaceTrack, box_from_landmarks, track_faces
+from speechforensics.shots import CutDetector
 
 DEV = SHARED / "media/dev"
 REFERENCE = SHARED / "reference/preprocessing/mouth_crop_reference.npz"
@@ -130,6 +131,68 @@ def test_face_leaving_the_frame_ends_its_measurement_and_the_gap_is_reported():
     assert 50 <= start <= 60 and stop == 70
     inner = main.landmarks[main.detected][:, 27:68]  # nose, eyes, lips stay inside the frame
     assert (inner >= 0).all() and (inner < 224).all()
+
+
+@pytest.mark.parametrize(
+    "first, second",
+    [
+        ("grid_lbax4n.mpg", "grid_lrwp9a.mpg"),  # 360x288, one studio, the face in one place
+        ("lrs2_deepavsr_00001.mp4", "lrs2_deepavsr_00004.mp4"),  # 160x160 face crops
+    ],
+)
+def test_two_people_in_the_same_place_across_a_cut_get_a_track_each(tmp_path, first, second):
+    # The cut comes at frame 40, between two full detections (0, 25, 50, ...).
+    path = media.write_clip(tmp_path / "joined.mp4", frames_of(first, 40) + frames_of(second, 40))
+    a, b = (track_faces(frames_of(n, 40)) for n in (first, second))
+    iou = face._iou(np.array(a[0].mean_box), np.array(b[0].mean_box))
+    assert iou > 0.4  # the second face takes the first one's place
+    detector = CutDetector()
+    tracks = track_faces(detector.feed(media.read_frames(path)), cuts=detector.cuts)
+    assert detector.cuts == [40]
+    assert len(tracks) == 2
+    one, two = sorted(tracks, key=lambda k: k.first_frame)
+    assert (one.shot, two.shot) == ((0, 40), (40, 80))
+    assert one.detected[:40].all() and not one.detected[40:].any()
+    assert two.detected[40:].all() and not two.detected[:40].any()
+
+    # Without the cut the face's appearance still tells the two apart at the next detection
+    # (frame 50): the first track keeps what the detection at 25 confirmed, the rest of the
+    # first shot is dropped, and a new track starts at 50.
+    tracks = track_faces(media.read_frames(path))
+    assert len(tracks) == 2
+    one, two = sorted(tracks, key=lambda k: k.first_frame)
+    assert one.detected[:26].all() and not one.detected[26:].any()
+    assert two.first_frame == 50 and two.detected[50:].all()
+    assert one.shot == two.shot == (0, 80)
+    # With neither, one track runs on from one person to the other.
+    [track] = track_faces(media.read_frames(path), FaceConfig(identity_distance=float("inf")))
+    assert track.detected.all()
+
+
+def test_one_person_across_a_cut_gets_a_track_per_shot():
+    frames = frames_of("pcavs_Pose_00067.mp4", 100)
+    tracks = track_faces(frames, cuts={60})  # a list of cuts found beforehand
+    assert [(k.shot, k.frames) for k in sorted(tracks, key=lambda k: k.id)] == [
+        ((0, 60), 60),
+        ((60, 100), 40),
+    ]
+
+
+def test_appearance_tells_people_apart_cheaply_or_by_embedding():
+    shot = {}
+    for name in ["grid_lbax4n.mpg", "grid_lrwp9a.mpg"]:
+        frames = frames_of(name, 26)
+        [track] = track_faces(frames)
+        shot[name] = [
+            face.Appearance(face.face_chip(frames[t], track.landmarks[t])) for t in (0, 25)
+        ]
+    a0, a25 = shot["grid_lbax4n.mpg"]
+    b0, _ = shot["grid_lrwp9a.mpg"]
+    assert a0.looks_like(a25) and not a0.looks_like(b0)
+    assert a0._embedding is None  # computed only when asked for
+    assert a0.embedding.shape == (128,)
+    assert np.linalg.norm(a0.embedding - a25.embedding) < 0.5
+    assert np.linalg.norm(a0.embedding - b0.embedding) > FaceConfig.identity_distance
 
 
 def test_gaps_and_summary():

@@ -75,9 +75,13 @@ def test_silence_takes_eps_path_like_oracle(n):
     assert np.all(got == np.float32(np.log(np.finfo(np.float64).eps)))
 
 
-def test_float_input_equals_int16_input():
+def test_float_input_is_full_scale_and_equals_int16_input():
+    """media gives float samples in [-1, 1); the filterbank takes them as they are."""
     wav = np.random.default_rng(0).integers(-32768, 32768, 4000).astype(np.int16)
-    assert np.array_equal(log_filterbank(wav), log_filterbank(wav.astype(np.float64)))
+    scaled = (wav / 32768).astype(np.float32)
+    assert np.array_equal(log_filterbank(wav), log_filterbank(scaled))
+    assert np.array_equal(audio_features(wav), audio_features(scaled))
+    assert not np.array_equal(log_filterbank(wav), log_filterbank(wav.astype(np.float64)))
 
 
 @pytest.mark.parametrize(("n_samples", "n_frames"), [(400, 1), (401, 2), (560, 2), (19200, 119)])

@@ -10,10 +10,10 @@ from conftest import SHARED, need
 
 from speechforensics import lite
 from speechforensics.backends import LiteBackend
-from speechforensics.detect import judge, prepare
 from speechforensics.errors import SpeechForensicsError
 from speechforensics.media import read_audio
 from speechforensics.mouth import interpolate_landmarks
+from speechforensics.pipeline import judge, prepare
 from speechforensics.scoring import THRESHOLDS
 
 DEV = SHARED / "media/dev"

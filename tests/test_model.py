@@ -7,15 +7,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from speechforensics.avhubert import (
-    LARGE,
-    AVHubert,
-    ModelConfig,
-    load_checkpoint,
-)
-from speechforensics.avhubert import (
-    model as model_module,
-)
+from speechforensics.avhubert import model as model_module
+from speechforensics.avhubert.checkpoint import load_checkpoint, read_checkpoint
+from speechforensics.avhubert.model import LARGE, AVHubert, ModelConfig
 
 MODALITIES = ["video", "audio", "av"]
 LAYERS = ["none", "1", "2"]
@@ -87,8 +81,6 @@ def test_video_chunks_are_seamless(small, reference, inputs, monkeypatch):
 
 def test_inference_preparation_changes_nothing(fixture_checkpoints, reference, inputs):
     """BatchNorm folding and channels-last layout are exact rewrites of the original model."""
-    from speechforensics.avhubert import read_checkpoint
-
     ckpt = read_checkpoint(fixture_checkpoints("small_pretrain"))
     plain = AVHubert(ckpt.config)
     plain.load_state_dict(ckpt.state_dict, strict=True)

@@ -6,10 +6,10 @@ import pytest
 from conftest import SHARED, need
 
 from speechforensics import media, perturb
-from speechforensics.detect import prepare
 from speechforensics.errors import SpeechForensicsError
 from speechforensics.features import SAMPLE_RATE
 from speechforensics.perturb import Perturbation
+from speechforensics.pipeline import prepare
 
 CLIP = SHARED / "media/dev/grid_lbax4n.mpg"  # 3 s, 360x288
 

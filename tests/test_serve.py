@@ -13,8 +13,8 @@ import pytest
 
 from speechforensics import media
 from speechforensics.backends import load_backend
-from speechforensics.detect import detect
 from speechforensics.errors import SpeechForensicsError
+from speechforensics.pipeline import detect
 
 pytest.importorskip("fastapi", reason="the serve extra is not installed")
 pytest.importorskip("httpx", reason="FastAPI's test client needs httpx")

@@ -1,18 +1,6 @@
-"""AV-HuBERT in plain PyTorch: the encoder (model.py), safe checkpoint reading (checkpoint.py)."""
+"""AV-HuBERT in plain PyTorch: the encoder (model.py), safe checkpoint reading and conversion
+(checkpoint.py), the official weights' download and cache (download.py).
 
-from .checkpoint import Checkpoint, convert, load_checkpoint, read_checkpoint
-from .download import cache_dir, download, find_cached
-from .model import LARGE, AVHubert, ModelConfig
-
-__all__ = [
-    "LARGE",
-    "AVHubert",
-    "Checkpoint",
-    "ModelConfig",
-    "cache_dir",
-    "convert",
-    "download",
-    "find_cached",
-    "load_checkpoint",
-    "read_checkpoint",
-]
+Import from those modules directly: this package's own import loads nothing, so that finding a
+cached checkpoint (download.find_cached) does not wait for torch.
+"""

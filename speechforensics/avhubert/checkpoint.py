@@ -20,6 +20,7 @@ from safetensors.torch import save_file
 
 from ..errors import SpeechForensicsError
 from ..features import AUDIO_STACK, MODEL_CROP_PX, PIXEL_MEAN, PIXEL_STD
+from ..files import replacing
 from .model import AVHubert, ModelConfig
 
 FORMAT = "speechforensics-avhubert"
@@ -143,10 +144,8 @@ def convert(src: str | Path, out: str | Path) -> Path:
         },
     }
     tensors = {k: v.contiguous() for k, v in ckpt.state_dict.items()}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".part")
-    save_file(tensors, tmp, metadata={"speechforensics": json.dumps(meta)})
-    tmp.replace(out)
+    with replacing(out) as tmp:
+        save_file(tensors, tmp, metadata={"speechforensics": json.dumps(meta)})
     out.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")
     return out
 

@@ -28,7 +28,6 @@ from pathlib import Path
 from tqdm import tqdm
 
 from ..errors import SpeechForensicsError
-from .checkpoint import convert, load_checkpoint
 
 CHUNK_BYTES = 1 << 20
 TIMEOUT_S = 60  # per socket operation, not for the whole download
@@ -144,6 +143,8 @@ def _cached_problem(out: Path, expected: str | None) -> str | None:
             recorded = None
         if recorded != expected:
             return f"downloaded with SHA-256 {recorded}, not {expected}"
+    from .checkpoint import load_checkpoint  # here: finding a cached file needs no torch
+
     try:
         load_checkpoint(out)
     except SpeechForensicsError as e:
@@ -264,6 +265,8 @@ def _stream(response, part: Path, hasher, start: int, total, progress: bool, url
 
 def _install(pt: Path, out: Path, url: str) -> None:
     """Convert `pt` to `out` (strictly checked), then delete `pt` whatever happened."""
+    from .checkpoint import convert, load_checkpoint  # here: finding a cached file needs no torch
+
     try:
         convert(pt, out)
         load_checkpoint(out)  # strict: every weight present with its shape

@@ -225,17 +225,28 @@ function drawFacts(dl, r) {
     "where lips and voice agree best (+: the voice later than the lips)";
   const faces = document.createElement("ul");
   for (const t of r.tracks) {
-    const judged = t.id === r.face ? " (judged)" : "";
-    const score = t.score === null ? "too little speech" : `score ${t.score.toFixed(3)}`;
-    faces.append(item(`face ${t.id}${judged}: ${score}, ${t.frames_measured} frames measured, ` +
-      `${t.frames_missing} missing, about ${Math.round(t.size_px)} px wide`));
+    const judged = t.id === r.face ? " (decided the verdict)" : "";
+    faces.append(item(`face ${t.id}${judged}: spoke ${t.speech_seconds.toFixed(1)} s in ` +
+      `${t.turns} turn(s), ${t.frames_measured} frames measured, ${t.frames_missing} missing, ` +
+      `about ${Math.round(t.size_px)} px wide`));
   }
+  const turns = document.createElement("ul");
+  for (const t of r.turns) {
+    const score = t.score === null ? "too short to judge" : `score ${t.score.toFixed(3)}`;
+    const li = item(`${t.start_s.toFixed(1)}–${t.end_s.toFixed(1)} s: face ${t.face} speaks ` +
+      `(${t.speech_seconds.toFixed(1)} s of speech; ${score}): ${t.verdict}`);
+    li.className = "turn " + t.verdict.replace(" ", "-");
+    turns.append(li);
+  }
+  if (!r.turns.length) turns.append(item("no visible face spoke"));
   const segments = r.segments.length === 0 ? "none"
     : r.segments.map(([a, b]) => `${a.toFixed(1)}–${b.toFixed(1)} s`).join(", ");
   const rows = [
     ["Best offset", offset],
     ["Speech judged", `${r.speech_seconds.toFixed(1)} s of ${r.duration_s.toFixed(1)} s`],
     ["Sync breaks down", segments],
+    ["Who spoke when", turns],
+    ["Shots", `${r.shots.length} (cuts at ${r.shots.slice(1).map(([a]) => a.toFixed(1) + " s").join(", ") || "none"})`],
     ["Faces", faces],
   ];
   dl.replaceChildren();
@@ -264,6 +275,14 @@ function drawTimeline(svg, r) {
   };
   for (const [a, b] of r.segments) {
     add("rect", { class: "segment", x: x(a), y: top, width: x(b) - x(a), height: H - top - bottom });
+  }
+  for (const t of r.turns) {  // who spoke when: a bar per turn along the bottom, labelled
+    add("rect", { class: "turn " + t.verdict.replace(" ", "-"), x: x(t.start_s), y: H - bottom - 8,
+      width: Math.max(x(t.end_s) - x(t.start_s), 1), height: 6 });
+    add("text", { class: "tick", x: x(t.start_s) + 2, y: H - bottom - 10 }, `face ${t.face}`);
+  }
+  for (const [a] of r.shots.slice(1)) {
+    add("line", { class: "cut", x1: x(a), x2: x(a), y1: top, y2: H - bottom });
   }
   add("line", { class: "axis", x1: left, x2: left, y1: top, y2: H - bottom });
   add("line", { class: "axis", x1: left, x2: W - right, y1: y(0), y2: y(0) });

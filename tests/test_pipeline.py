@@ -10,10 +10,9 @@ import pytest
 from conftest import SHARED, need
 
 from speechforensics.backends import LiteBackend
-from speechforensics.detect import detect, prepare
 from speechforensics.errors import SpeechForensicsError
-from speechforensics.features import AUDIO_FEAT_DIM
 from speechforensics.media import probe, read_frames, write_clip
+from speechforensics.pipeline import detect, prepare
 from speechforensics.scoring import THRESHOLDS
 
 DEV = SHARED / "media/dev"
@@ -32,7 +31,7 @@ def manifest() -> list[str]:
 def test_every_dev_clip_gives_mouth_crops(name):
     clip = prepare(need(DEV / name))
     t = clip.info.frames
-    assert clip.audio.shape == (t * 640,) and clip.audio_features.shape == (t, AUDIO_FEAT_DIM)
+    assert clip.audio.shape == (t * 640,)
     main = clip.tracks[0]
     assert main.crops.shape == (t, 96, 96) and main.crops.dtype == np.uint8
     assert main.face.frames >= 0.9 * t, f"main face measured on {main.face.frames} of {t} frames"
@@ -113,7 +112,7 @@ def test_faceless_clip_from_the_cli(tmp_path):
 RESULT_KEYS = {
     "file", "score", "verdict", "threshold", "offset_frames", "offset_ms", "speech_seconds",
     "backend", "backend_about", "face", "tracks", "timeline", "segments", "offset_curve",
-    "duration_s", "warnings", "error",
+    "duration_s", "warnings", "error", "decided_by", "shots", "turns",
 }  # fmt: skip
 
 
@@ -126,7 +125,11 @@ def test_detect_reports_score_verdict_offset_timeline():
     assert -2 <= result["offset_frames"] <= 2 and len(result["offset_curve"]) == 125
     assert 5 < result["speech_seconds"] <= result["duration_s"]
     track = result["tracks"][0]
-    assert {"score", "frames_measured", "box_px", "centre_px"} <= set(track)
+    assert {"speech_seconds", "turns", "frames_measured", "box_px", "centre_px"} <= set(track)
+    assert result["shots"] == [[0.0, result["duration_s"]]]
+    (turn,) = result["turns"]  # one speaker, one shot: one turn, judged on its own
+    assert turn["face"] == track["id"] and turn["verdict"] == "real"
+    assert turn["score"] == pytest.approx(result["score"]) and result["decided_by"] is None
     windows = result["timeline"]
     assert windows[0]["start_s"] == 0 and windows[-1]["end_s"] == pytest.approx(
         result["duration_s"]

@@ -1,0 +1,129 @@
+"""Whole videos as they are filmed: the `make-fakes` kinds turns, cuts and long (genuine) and their
+-forged versions, judged by `detect` and checked against each video's truth JSON.
+
+    speechforensics make-fakes ../shared/media/dev OUT --kinds turns turns-forged cuts \\
+        cuts-forged long long-forged
+    python benchmarks/whole_videos.py OUT [--backend lipsync-lite] [--results R.jsonl]
+
+Per kind, and over all genuine and all forged videos:
+- called real (genuine) / called fake (forged);
+- forged stretch found: a reported low-sync segment covers at least half the forged span;
+- speaker found: each truth turn's best-overlapping reported turn is on a face inside that
+  turn's panel (the face box's centre in the truth box);
+- analysed to the end: the report covers the whole file (duration within 0.1 s);
+- false-alarm segments: seconds of reported segments outside forged spans, per second of
+  genuine time (genuine videos, and the genuine parts of forged ones).
+Results are appended to --results as they come (a rerun skips videos already there).
+"""
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from speechforensics.backends import load_backend
+from speechforensics.errors import describe
+from speechforensics.pipeline import detect
+
+
+def overlap(a: tuple[float, float], b: tuple[float, float]) -> float:
+    return max(0.0, min(a[1], b[1]) - max(a[0], b[0]))
+
+
+def check(result: dict, truth: dict) -> dict:
+    """The measures of one video against its truth."""
+    forged = [(f["start_s"], f["end_s"]) for f in truth["forged"]]
+    segments = [tuple(s) for s in result.get("segments", [])]
+    seg_time = sum(b - a for a, b in segments)
+    inside = sum(overlap(s, f) for s in segments for f in forged)
+    genuine_time = truth["duration_s"] - sum(b - a for a, b in forged)
+    found = all(sum(overlap(s, f) for s in segments) >= 0.5 * (f[1] - f[0]) for f in forged)
+    speakers = []
+    for t in truth["turns"]:
+        span = (t["start_s"], t["end_s"])
+        best = max(result.get("turns", []), key=lambda r: overlap(span, (r["start_s"], r["end_s"])),
+                   default=None)  # fmt: skip
+        if best is None or overlap(span, (best["start_s"], best["end_s"])) == 0:
+            speakers.append(False)
+            continue
+        x0, y0, x1, y1 = best["box_px"]
+        bx0, by0, bx1, by1 = t["box"]
+        cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+        speakers.append(bx0 <= cx <= bx1 and by0 <= cy <= by1)
+    return {
+        "verdict": result.get("verdict"),
+        "found": found if forged else None,
+        "speakers_right": sum(speakers),
+        "speakers": len(speakers),
+        "to_the_end": abs(result.get("duration_s", 0) - truth["duration_s"]) <= 0.1,
+        "false_alarm_s": seg_time - inside,
+        "genuine_s": genuine_time,
+    }
+
+
+def table(rows: list[dict]) -> str:
+    kinds = sorted({r["kind"] for r in rows})
+    out = [
+        (
+            "| kind | videos | called right | forged stretch found | speaker found | to the end "
+            "| false-alarm segments |"
+        ),
+        "|---|---|---|---|---|---|---|",
+    ]
+    groups = [(k, [r for r in rows if r["kind"] == k]) for k in kinds]
+    groups += [("all genuine", [r for r in rows if r["label"] == "real"])]
+    groups += [("all forged", [r for r in rows if r["label"] == "fake"])]
+    for name, group in groups:
+        ok = [r for r in group if not r.get("error")]
+        if not group:
+            continue
+        right = sum(r["verdict"] == ("real" if r["label"] == "real" else "fake") for r in ok)
+        forged = [r for r in ok if r["found"] is not None]
+        found = f"{sum(r['found'] for r in forged)}/{len(forged)}" if forged else "–"
+        spk = f"{sum(r['speakers_right'] for r in ok)}/{sum(r['speakers'] for r in ok)}"
+        end = f"{sum(r['to_the_end'] for r in ok)}/{len(ok)}"
+        fa = sum(r["false_alarm_s"] for r in ok) / max(sum(r["genuine_s"] for r in ok), 1e-9)
+        errors = len(group) - len(ok)
+        cell = f"{right}/{len(group)} ({right / len(group):.0%})" + (
+            f", {errors} failed" if errors else ""
+        )
+        out.append(f"| {name} | {len(group)} | {cell} | {found} | {spk} | {end} | {fa:.1%} |")
+    return "\n".join(out)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("folder", type=Path, help="make-fakes output with *.truth.json")
+    p.add_argument("--backend", default=None)
+    p.add_argument("--checkpoint", default=None)
+    p.add_argument("--results", type=Path, help="results .jsonl (default FOLDER/whole.jsonl)")
+    args = p.parse_args()
+    results = args.results or args.folder / "whole.jsonl"
+    done = {}
+    if results.exists():
+        done = {r["file"]: r for r in map(json.loads, results.read_text().splitlines())}
+    backend = load_backend(args.backend, args.checkpoint)
+    with open(results, "a") as log:
+        for truth_path in sorted(args.folder.glob("*.truth.json")):
+            truth = json.loads(truth_path.read_text())
+            video = truth_path.parent / truth["file"]
+            if str(video) in done:
+                continue
+            row = {"file": str(video), "kind": truth["kind"], "label": truth["label"]}
+            started = time.perf_counter()
+            try:
+                result = detect(video, backend, max_seconds=None)
+                row |= check(result, truth) | {"turns": result["turns"]}
+            except Exception as e:  # noqa: BLE001 - measured, not fatal
+                row["error"] = describe(e, video)
+            row["seconds"] = round(time.perf_counter() - started, 2)
+            print(row["file"], row.get("verdict"), row.get("error", ""), file=sys.stderr)
+            log.write(json.dumps(row) + "\n")
+            log.flush()
+            done[str(video)] = row
+    print(table(list(done.values())))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,401 @@
+"""One video in, one report out: the pipeline, top to bottom.
+
+`detect(path, backend)` prepares the clip, lets the backend turn each face track and the audio
+into two feature streams, and scores them (scoring.py).
+
+`prepare(path)` decodes the clip twice, streaming (so memory does not grow with its length):
+pass 1 finds the faces and their 68 landmarks on every frame, pass 2 cuts every face track's
+96x96 mouth crops. The audio is decoded once (640 samples per video frame); the backends turn it
+into their own features.
+"""
+
+import dataclasses
+import queue
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from . import face, media, mouth, scoring, shots, speakers
+from .errors import SpeechForensicsError
+from .features import SAMPLES_PER_FRAME, VIDEO_FPS
+from .perturb import Perturbation
+
+PREFETCH_FRAMES = 16  # frames decoded ahead in a background thread
+
+
+@dataclass
+class MouthTrack:
+    """One face across the clip and its mouth crops (one per frame of the clip)."""
+
+    face: face.FaceTrack
+    crops: np.ndarray | None  # [T, 96, 96] uint8; None when prepared with crops=False
+    missing: np.ndarray  # [T] bool: no face measured within max_gap_frames (not evidence)
+
+    def summary(self) -> dict:
+        return {**self.face.summary(), "frames_missing": int(self.missing.sum())}
+
+    def excerpt(self, start: int, stop: int) -> "MouthTrack":
+        """Frames [start, stop) of this track."""
+        f = self.face
+        part = face.FaceTrack(
+            f.id, f.landmarks[start:stop], f.detected[start:stop], f.max_gap_frames
+        )
+        crops = None if self.crops is None else self.crops[start:stop]
+        return MouthTrack(part, crops, self.missing[start:stop])
+
+
+@dataclass
+class Prepared:
+    """A clip ready for the model: mouth crops per face track and the audio features."""
+
+    info: media.MediaInfo
+    audio: np.ndarray  # [T * 640] float32, 16 kHz mono, sample 0 at frame 0
+    tracks: list[MouthTrack]  # main face first
+    shots: list[tuple[int, int]] = dataclasses.field(default_factory=list)  # [start, stop) frames
+
+    def excerpt(self, start: int, stop: int, tracks: list[MouthTrack]) -> "Prepared":
+        """Frames [start, stop) of the clip with `tracks` (of this clip) cut to them."""
+        info = dataclasses.replace(
+            self.info, frames=stop - start, duration=(stop - start) / VIDEO_FPS
+        )
+        audio = self.audio[start * SAMPLES_PER_FRAME : stop * SAMPLES_PER_FRAME]
+        return Prepared(info, audio, [t.excerpt(start, stop) for t in tracks])
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """What `judge` needs of a backend (backends.py has them: avhubert, lipsync-lite)."""
+
+    name: str  # one of backends.BACKENDS
+    search: scoring.Search  # the offsets compared and how the score reads them
+    needs_crops: bool  # whether streams() reads the mouth crops (else the landmarks only)
+    about: str  # what it sees and cannot see, for people
+
+    def streams(self, clip: Prepared, track: MouthTrack) -> tuple[np.ndarray, np.ndarray]:
+        """(visual [T, D], audio [T, D]): one row per 25 fps frame of the clip."""
+        ...
+
+
+def prepare(
+    path: str | Path,
+    max_seconds: float | None = media.MAX_SECONDS,
+    face_config: face.FaceConfig | None = None,
+    progress: bool = False,
+    perturbation: Perturbation | None = None,
+    crops: bool = True,
+) -> Prepared:
+    """Decode `path`, find its faces and cut their mouths; raises SpeechForensicsError (one line,
+    naming the file) when the clip cannot be judged. `perturbation` (perturb.py) distorts the
+    decoded frames before face detection, identically in both passes, and the audio. With
+    `crops=False` the second pass is skipped and the tracks carry no mouth crops (for backends
+    that read the landmarks only)."""
+    face_config = face_config or face.FaceConfig()
+    info = media.probe(path, max_seconds)
+    audio = media.read_audio(path, max_seconds)
+    if perturbation is not None:
+        audio = perturbation.audio(audio)
+    assert len(audio) == info.frames * SAMPLES_PER_FRAME, (len(audio), info.frames)
+    frames = _progress(_decode(path, max_seconds, perturbation), info, progress, "faces")
+    cuts = shots.CutDetector()  # hard cuts, found in the same pass; no face track crosses one
+    faces = face.track_faces(cuts.feed(frames), face_config, cuts=cuts.cuts)
+    if not faces:
+        raise SpeechForensicsError(
+            f"{path}: no face long enough to judge in its {info.frames} frames "
+            f"({info.duration:.1f} s); speechforensics needs a visible talking face"
+        )
+    if crops:
+        frames = _progress(_decode(path, max_seconds, perturbation), info, progress, "mouths")
+        cut = mouth.crop_tracks(frames, [f.landmarks for f in faces])
+    else:
+        cut = [None] * len(faces)
+    tracks = [MouthTrack(f, c, _missing(f)) for f, c in zip(faces, cut, strict=True)]
+    return Prepared(info, audio, tracks, cuts.shots)
+
+
+def _decode(path, max_seconds: float, perturbation: Perturbation | None) -> Iterator:
+    """The clip's frames, decoded ahead in a thread and distorted there when asked (the same
+    frames on every call: perturbations are seeded)."""
+    frames = media.read_frames(path, max_seconds)
+    return _prefetch(frames if perturbation is None else perturbation.frames(frames))
+
+
+def _missing(track: face.FaceTrack) -> np.ndarray:
+    """Frames in runs without the face longer than the track's max_gap_frames (shorter runs are
+    interpolated, or at the clip's ends repeat the nearest measured frame, as the original)."""
+    missing = np.zeros(len(track.detected), bool)
+    for start, stop in track.gaps():
+        missing[start:stop] = True
+    return missing
+
+
+def _prefetch(frames: Iterator, depth: int = PREFETCH_FRAMES) -> Iterator:
+    """The same frames, decoded in a background thread while the caller works on earlier ones
+    (FFmpeg does not hold Python's lock while it decodes). Errors arrive in order."""
+    q: queue.Queue = queue.Queue(depth)
+    stop = threading.Event()
+
+    def put(item) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                pass
+        return False
+
+    def work():
+        try:
+            for frame in frames:
+                if not put((True, frame)):
+                    return
+            put((False, None))
+        except BaseException as e:  # noqa: BLE001 - handed to the consumer, who raises it
+            put((False, e))
+
+    threading.Thread(target=work, daemon=True).start()
+    try:
+        while True:
+            ok, item = q.get()
+            if not ok:
+                if item is not None:
+                    raise item
+                return
+            yield item
+    finally:
+        stop.set()
+
+
+def _progress(frames, info: media.MediaInfo, enabled: bool, what: str):
+    if not enabled:
+        return frames
+    from tqdm import tqdm
+
+    return tqdm(
+        frames, total=info.frames, desc=f"{info.path.name}: {what}", unit="frame", leave=False
+    )
+
+
+def detect(
+    path: str | Path,
+    backend: Backend,
+    threshold: float | None = None,
+    max_seconds: float | None = media.MAX_SECONDS,
+    progress: bool = False,
+) -> dict:
+    """Judge one video: a JSON-ready dict (see README). `backend` is one of backends.py;
+    `threshold` overrides the backend's calibrated one (scoring.THRESHOLDS)."""
+    clip = prepare(path, max_seconds, progress=progress, crops=backend.needs_crops)
+    return judge(clip, backend, threshold)
+
+
+def judge(clip: Prepared, backend: Backend, threshold: float | None = None) -> dict:
+    """The report for a prepared clip: who speaks when (speakers.py), each face judged only on
+    the speech given to it, a verdict per turn and for the whole video (README: Detecting)."""
+    if threshold is None:
+        threshold = scoring.THRESHOLDS.get(backend.name)
+    search: scoring.Search = backend.search
+    speech = scoring.speech_frames(clip.audio)
+    shots = clip.shots or [(0, clip.info.frames)]
+    faces = {t.face.id: face_evidence(backend, clip, t, speech, shots) for t in clip.tracks}
+    stretches = speakers.assign(speakers.stretches(speech, shots), faces, search.score_shift)
+    warnings = []
+    if stretches and all(s.face is None for s in stretches):  # no mouth moves with the voice
+        stretches = [_to_best(s) for s in stretches]
+        warnings.append(
+            "no visible mouth moves with the speech (a voice-over, or a still face with a "
+            "voice); each stretch was judged against the face that matches it best"
+        )
+    turns = speakers.turns(stretches, clip.info.frames)
+    combined, judged, spans = _combined(turns, faces, clip.info.frames, search.max_shift)
+    score = scoring.gated_score(combined, judged, search.score_shift) if turns else None
+    if score is None:
+        raise SpeechForensicsError(
+            f"{clip.info.path}: too little speech to judge: "
+            f"{scoring.speech_seconds(judged):.1f} s of speech with a face in view, at least "
+            f"{scoring.MIN_SPEECH_SECONDS:g} s needed (silent or music-only clips say nothing "
+            "about lip sync)"
+        )
+    curve = scoring.offset_curve(combined[spans])
+    offset = scoring.curve_offset(curve)
+    windows = scoring.timeline(combined, judged, scoring.curve_offset(curve, search.score_shift))
+    reported = [_turn(t, faces[t.face], backend, clip) for t in turns]
+    verdict, decided = _video_verdict(score, threshold, reported)
+    summary = {
+        "file": str(clip.info.path),
+        "score": score,
+        "verdict": verdict,
+        "threshold": threshold,
+        "decided_by": decided,
+        "offset_frames": offset,
+        "offset_ms": scoring.offset_ms(offset),
+        "speech_seconds": scoring.speech_seconds(judged),
+    }
+    segments = _segments(windows, reported, backend.name) if threshold is not None else []
+    return summary | {
+        "backend": backend.name,
+        "backend_about": backend.about,
+        "face": _main_face(reported, decided, clip),
+        "tracks": [_track(t, reported) for t in clip.tracks],
+        "shots": [[a / VIDEO_FPS, b / VIDEO_FPS] for a, b in shots],
+        "turns": reported,
+        "timeline": [dataclasses.asdict(w) for w in windows],
+        "segments": segments,
+        "offset_curve": [None if np.isnan(v) else float(v) for v in curve],
+        "duration_s": clip.info.duration,
+        "warnings": warnings + _warnings(clip, backend, threshold, offset, curve),
+        "error": None,
+    }
+
+
+def face_evidence(
+    backend, clip: Prepared, track: MouthTrack, speech, shots
+) -> speakers.FaceEvidence:
+    """One face's lips against the voice over its shot (the backend sees that shot alone), and
+    its mouth's opening, laid out over the whole clip."""
+    search: scoring.Search = backend.search
+    seen = ~track.missing
+    first = int(np.argmax(seen)) if seen.any() else 0
+    shot = next((i for i, (a, b) in enumerate(shots) if a <= first < b), 0)
+    a, b = shots[shot]
+    part = clip.excerpt(a, b, [track])
+    visual, audio = backend.streams(part, part.tracks[0])
+    fill = np.nan if search.baseline_from else 0.0  # a baseline leaves the ends out, not 0
+    matrix = scoring.sync_matrix(visual, audio, search.max_shift, fill)
+    if search.baseline_from:  # compare with speech at every offset, then against far offsets
+        matrix = scoring.relative(scoring.partner_gated(matrix, speech[a:b]), search.baseline_from)
+    full = np.full((clip.info.frames, matrix.shape[1]), np.nan, np.float32)
+    full[a:b] = matrix
+    return speakers.FaceEvidence(
+        shot, seen, speech & seen, speakers.mouth_opening(track.face.landmarks), full
+    )
+
+
+def _to_best(stretch: speakers.Stretch) -> speakers.Stretch:
+    scored = {f: v for f, v in stretch.agreement.items() if v is not None}
+    face = max(scored, key=scored.get) if scored else next(iter(stretch.agreement), None)
+    return dataclasses.replace(stretch, face=face)
+
+
+def _combined(turns, faces: dict, frames: int, max_shift: int):
+    """The speaking face's matrix rows at every frame of a turn; the frames judged (speech with
+    that face in view); the frames whose rows say at what offset lips and voice agree (the turns'
+    spans with the face in view)."""
+    combined = np.full((frames, 2 * max_shift + 1), np.nan, np.float32)
+    judged, spans = np.zeros(frames, bool), np.zeros(frames, bool)
+    for turn in turns:
+        face = faces[turn.face]
+        span = np.zeros(frames, bool)
+        span[turn.start : turn.stop] = True
+        span &= face.seen
+        combined[span] = face.matrix[span]
+        judged |= turn.frames & face.usable
+        spans |= span
+    return combined, judged, spans
+
+
+def _turn(turn: speakers.Turn, face, backend, clip) -> dict:
+    mask = turn.frames & face.usable
+    seconds = scoring.speech_seconds(mask)
+    threshold, score = scoring.turn_threshold(backend.name, seconds), None
+    if seconds >= speakers.MIN_TURN_SPEECH_S:
+        score = scoring.gated_score(face.matrix, mask, backend.search.score_shift)
+    verdict = "not judged" if score is None else _verdict(score, threshold)
+    track = next(t for t in clip.tracks if t.face.id == turn.face)
+    start, end = turn.seconds
+    return {
+        "start_s": start,
+        "end_s": end,
+        "face": turn.face,
+        "box_px": [round(v, 1) for v in track.face.mean_box],
+        "speech_seconds": seconds,
+        "score": score,
+        "threshold": threshold,
+        "verdict": verdict,
+    }
+
+
+def _video_verdict(score: float, threshold: float | None, turns: list[dict]):
+    """fake when the video's score is under its threshold, or when any judged turn is out of
+    agreement (under the stricter turn threshold); `decided_by` names that turn."""
+    if threshold is None:
+        return "inconclusive", None
+    fakes = [t for t in turns if t["verdict"] == "fake"]
+    if fakes:
+        worst = min(fakes, key=lambda t: t["score"])
+        return "fake", {k: worst[k] for k in ("start_s", "end_s", "face", "score")}
+    return _verdict(score, threshold), None
+
+
+def _segments(windows, turns: list[dict], backend: str) -> list[list[float]]:
+    """Where the voice and the lips part: the turns judged fake, and runs of timeline windows
+    under the backend's segment threshold lasting at least scoring.MIN_SEGMENT_SECONDS (both set
+    on genuine footage so that little genuine time is shaded)."""
+    found = [(t["start_s"], t["end_s"]) for t in turns if t["verdict"] == "fake"]
+    low = scoring.SEGMENT_THRESHOLDS.get(backend)
+    if low is not None:
+        found += [
+            s for s in scoring.segments(windows, low) if s[1] - s[0] >= scoring.MIN_SEGMENT_SECONDS
+        ]
+    merged: list[list[float]] = []
+    for a, b in sorted(found):
+        if merged and a <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], b)
+        else:
+            merged.append([a, b])
+    return merged
+
+
+def _main_face(turns: list[dict], decided: dict | None, clip: Prepared) -> int:
+    if decided is not None:
+        return decided["face"]
+    spoken: dict[int, float] = {}
+    for t in turns:
+        spoken[t["face"]] = spoken.get(t["face"], 0.0) + t["speech_seconds"]
+    return max(spoken, key=spoken.get) if spoken else clip.tracks[0].face.id
+
+
+def _track(track: MouthTrack, turns: list[dict]) -> dict:
+    mine = [t for t in turns if t["face"] == track.face.id]
+    return (
+        {
+            "id": track.face.id,
+            "speech_seconds": sum(t["speech_seconds"] for t in mine),
+            "turns": len(mine),
+        }
+        | track.summary()
+        | {"box_px": [round(v, 1) for v in track.face.mean_box]}
+    )
+
+
+def _warnings(clip: Prepared, backend, threshold, offset: int, curve) -> list[str]:
+    warnings = []
+    if threshold is None:
+        warnings.append(f"no calibrated threshold for the {backend.name} backend; pass --threshold")
+    elif _out_of_step(offset, curve, backend.search, threshold):
+        ms = scoring.offset_ms(offset)
+        warnings.append(
+            f"lips and voice agree as in genuine clips only with the audio moved by {ms:+.0f} ms "
+            f"({'later' if ms > 0 else 'earlier'} than the video): out of step by that much "
+            "(a dub, an edit or a muxing fault)"
+        )
+    if clip.info.truncated:
+        warnings.append(f"only the first {clip.info.duration:.0f} s were analysed (max_seconds)")
+    return warnings
+
+
+def _out_of_step(offset: int, curve, search: scoring.Search, threshold: float) -> bool:
+    """Whether the clip agrees well only at an offset beyond the ones its score searches."""
+    if abs(offset) <= search.score_shift:
+        return False
+    peak = curve[offset + search.max_shift]
+    return not np.isnan(peak) and peak >= threshold
+
+
+def _verdict(score: float, threshold: float | None) -> str:
+    if threshold is None:
+        return "inconclusive"
+    return "real" if score >= threshold else "fake"
