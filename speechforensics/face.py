@@ -63,7 +63,8 @@ SAME_FACE_COLOUR = 0.15  # ... and histogram distance (1 - intersection) below w
 class FaceConfig:
     """How faces are found and followed. Frame counts assume 25 fps."""
 
-    detect_width: int = 640  # px: wider frames are downscaled to this width for HOG detection
+    detect_width: int = 640  # px: frames wider than this and taller than detect_height are
+    detect_height: int = 360  # px: ... downscaled until one of the two fits, for HOG detection
     detect_every: int = 25  # frames between full-frame detections while every track is good (1 s)
     upsample: int = 1  # HOG upsamplings (x2 each) for detection images narrower than ...
     upsample_below_width: int = 400  # ... this (px): 160x160 LRS2, 224x224 VoxCeleb2, 360 GRID
@@ -139,9 +140,11 @@ def _hog(image: np.ndarray, upsample: int, threshold: float, scale: float, offse
 
 
 def detect_faces(gray: np.ndarray, config: FaceConfig) -> list[tuple[np.ndarray, float]]:
-    """HOG faces on a full-resolution grey frame, searched at about `detect_width` px wide."""
+    """HOG faces on a full-resolution grey frame, searched at about `detect_width` px wide (or
+    `detect_height` px high, whichever shrinks it less: a wide frame of two people side by side
+    keeps its faces large enough to find)."""
     h, w = gray.shape
-    scale = min(1.0, config.detect_width / w)
+    scale = min(1.0, max(config.detect_width / w, config.detect_height / h))
     if scale < 1.0:
         size = (max(1, round(w * scale)), max(1, round(h * scale)))
         image = cv2.resize(gray, size, interpolation=cv2.INTER_AREA)

@@ -41,7 +41,7 @@ import cv2
 import numpy as np
 
 from . import media
-from .errors import SpeechForensicsError
+from .errors import SpeechForensicsError, describe, report_skip
 from .features import SAMPLE_RATE, SAMPLES_PER_FRAME, VIDEO_FPS
 from .lists import VIDEO_SUFFIXES, read_list
 from .report import write_json
@@ -361,19 +361,17 @@ def make_whole(
     min_seconds=LONG_MIN_SECONDS,
 ) -> tuple[list[dict], int]:
     """Write the whole videos of `kinds` (see whole_videos); (their fakes.tsv rows, how many
-    failed). One that fails is reported through `log`; the others carry on."""
+    failed). One that fails is reported in one line (errors.report_skip); the others carry on;
+    `log` takes the progress lines."""
     if len(clips) < 2:
-        log(
-            f"speechforensics: error: {len(clips)} readable genuine clip(s); whole videos need "
-            "at least 2"
-        )
+        report_skip(f"{len(clips)} readable genuine clip(s); whole videos need at least 2")
         return [], 1
     rows, failed = [], 0
     for whole in whole_videos(clips, infos, kinds, min_seconds):
         try:
             rows.append(write_whole(whole, out_dir))
-        except SpeechForensicsError as e:
-            log(f"speechforensics: error: {whole.name}: {e}")
+        except Exception as e:  # noqa: BLE001 - one video never ends the batch
+            report_skip(f"{whole.name}: {describe(e)}", e)
             failed += 1
             continue
         log(f"{whole.name}: {whole.kind}, {whole.frames / VIDEO_FPS:.2f} s")
@@ -397,8 +395,8 @@ def _make_singles(clips: list, out_dir: Path, kinds, log) -> tuple[list[dict], i
     for i, clip in enumerate(clips):
         try:
             made = make(clip, clips[(i + 1) % len(clips)], out_dir, kinds)
-        except SpeechForensicsError as e:
-            log(f"speechforensics: error: {e}")
+        except Exception as e:  # noqa: BLE001 - one clip never ends the batch
+            report_skip(describe(e, clip), e)
             failed += 1
             continue
         rows += [_real_row(clip, out_dir)] + made
@@ -432,8 +430,8 @@ def make_fakes(
 ):
     """Fakes of the first `limit` genuine clips of `source` (all by default) into `out_dir`,
     listed with the genuine clips in out_dir/fakes.tsv; (that list's path, how many failed).
-    `kinds` may name groups (GROUPS). A clip or video that cannot be made is reported through
-    `log` and skipped; the others carry on."""
+    `kinds` may name groups (GROUPS). A clip or video that cannot be made is reported in one line
+    (errors.report_skip) and skipped; the others carry on. `log` takes the progress lines."""
     kinds = expand_kinds(kinds)
     clips = genuine_clips(source)[:limit]
     out_dir = Path(out_dir)
@@ -449,7 +447,7 @@ def make_fakes(
             rows = [_real_row(clip, out_dir) for clip in infos]
             failed += len(errors)
             for error in errors:
-                log(f"speechforensics: error: {error}")
+                report_skip(error)
         made, broken = make_whole(list(infos), infos, out_dir, whole, log, min_long_seconds)
         rows, failed = rows + made, failed + broken
     listing = out_dir / "fakes.tsv"

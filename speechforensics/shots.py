@@ -3,14 +3,17 @@
 Each frame is shrunk to about WORK_PIXELS pixels of luma, normalised by its own mean and standard
 deviation (so fades and changes of exposure do not count), and compared with the previous frame
 block by block: every block may move up to SHIFT_PX (camera motion, a moving head, a zoom) and
-keeps its best match. A cut starts frame t when that difference is at least CUT_SCORE and at
-least CUT_RATIO times the mean difference over the shot's recent frames (busy footage moves
-more). Memory is two small images and RECENT_FRAMES numbers.
+keeps its best match. A cut starts frame t when that difference is large both in itself and
+against the mean difference over the shot's recent frames (busy footage moves more): at least
+CUT_SCORE and CUT_RATIO times that mean, or, after a still stretch, at least STILL_CUT_SCORE
+and STILL_CUT_RATIO times it. Memory is two small images and RECENT_FRAMES numbers.
 
-Thresholds come from the 51 dev clips: within them the block difference reaches at most 0.27
-(an LRS2 clip's jump in framing, 2.2 times its recent mean), or 6.2 times the recent mean at
-0.13; between the last frame of one clip and the first of another of the same size it is at
-least 0.28 and 6.1 times the first clip's recent mean (two GRID speakers in one studio).
+Thresholds come from the 51 dev clips, as they are and letterboxed into 640x360 (as
+fakes.py joins them): within a clip, a difference of 0.18 or more is at most 2.6 times its
+recent mean, one of 0.10 or more at most 11.1 times; across a cut from the last frame of one
+clip to the first of another (3,680 pairs) it is at least 6.6 times the recent mean, and at
+least 20 times where it is under 0.18 (letterboxed GRID speakers, one studio, as little as
+0.11).
 """
 
 from collections import deque
@@ -26,8 +29,10 @@ WORK_PIXELS = 4096  # px: frames are compared at about this size (64x64, 85x48 f
 BLOCKS = 4  # the work image is matched in BLOCKS x BLOCKS blocks, each on its own
 SHIFT_PX = 2  # px at work size: how far a block may move between frames (3% of the width)
 LUMA_NOISE = 4.0  # grey levels added to the frame's std, so flat frames do not amplify noise
-CUT_SCORE = 0.22  # mean block difference (luma in frame std units) a cut needs at least ...
-CUT_RATIO = 4.0  # ... and this many times the mean difference over the shot's recent frames
+CUT_SCORE = 0.18  # mean block difference (luma in frame std units) a cut needs at least ...
+CUT_RATIO = 4.0  # ... and this many times the mean difference over the shot's recent frames,
+STILL_CUT_SCORE = 0.10  # ... or at least this much ...
+STILL_CUT_RATIO = 16.0  # ... and this many times the recent mean (a cut after still footage)
 RECENT_FRAMES = 25  # frames of the current shot behind that mean (1 s at 25 fps)
 MIN_SHOT_FRAMES = 4  # frames: no cut this soon after the start of a shot (0.16 s)
 
@@ -64,11 +69,7 @@ class CutDetector:
         self.score = block_difference(previous, luma)
         shot_start = self.cuts[-1] if self.cuts else 0
         recent = np.mean(self._recent) if self._recent else 0.0
-        if (
-            t - shot_start >= MIN_SHOT_FRAMES
-            and self.score >= CUT_SCORE
-            and self.score >= CUT_RATIO * recent
-        ):
+        if t - shot_start >= MIN_SHOT_FRAMES and is_cut(self.score, recent):
             self.cuts.append(t)
             self._recent.clear()
             return True
@@ -91,6 +92,14 @@ class CutDetector:
         if self._size is None:
             self._size = work_size(frame.shape[1], frame.shape[0])
         return normalised_luma(frame, self._size)
+
+
+def is_cut(score: float, recent: float) -> bool:
+    """Whether a block difference of `score`, after a shot whose recent frames differed by
+    `recent` on average, is a cut."""
+    if score >= CUT_SCORE and score >= CUT_RATIO * recent:
+        return True
+    return score >= STILL_CUT_SCORE and score >= STILL_CUT_RATIO * recent
 
 
 def work_size(width: int, height: int) -> tuple[int, int]:

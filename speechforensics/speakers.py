@@ -12,6 +12,7 @@ Everything here is numpy on per-frame arrays; pipeline.judge feeds it each face'
 and turns the result into the report.
 """
 
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,6 +21,9 @@ from .features import VIDEO_FPS
 from .scoring import video_score
 
 STRETCH_GAP_FRAMES = 12  # video frames (0.48 s): a shorter pause does not end a stretch
+# A longer run of speech is cut into equal stretches of at most this many frames (2 s), each
+# given to its own speaker: one person may answer the other without a pause.
+MAX_STRETCH_FRAMES = 50
 MIN_TURN_SPEECH_S = 2.0  # s of speech a turn needs to be judged on its own
 MIN_VISIBLE = 0.5  # share of a stretch's frames a face must be measured on to be a candidate
 # Mouth motion: the spread (std) over a stretch of the inner-lip gap, in units of the distance
@@ -44,7 +48,7 @@ class Stretch:
 
 def stretches(speech: np.ndarray, shots: list[tuple[int, int]]) -> list[tuple[int, int, int]]:
     """(start, stop, shot) of each run of speech frames, pauses of under STRETCH_GAP_FRAMES
-    joined, cut at every shot boundary."""
+    joined, cut at every shot boundary and into pieces of at most MAX_STRETCH_FRAMES."""
     out = []
     for s, (a, b) in enumerate(shots):
         frames = np.flatnonzero(speech[a:b]) + a
@@ -53,7 +57,9 @@ def stretches(speech: np.ndarray, shots: list[tuple[int, int]]) -> list[tuple[in
         breaks = np.flatnonzero(np.diff(frames) > STRETCH_GAP_FRAMES)
         starts = np.r_[frames[0], frames[breaks + 1]]
         stops = np.r_[frames[breaks] + 1, frames[-1] + 1]
-        out += [(int(x), int(y), s) for x, y in zip(starts, stops, strict=True)]
+        for x, y in zip(starts, stops, strict=True):
+            cuts = np.linspace(x, y, -(-(y - x) // MAX_STRETCH_FRAMES) + 1).round().astype(int)
+            out += [(int(a), int(b), s) for a, b in itertools.pairwise(cuts)]
     return out
 
 

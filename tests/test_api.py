@@ -30,5 +30,5 @@ def test_every_exported_name_resolves_and_import_loads_nothing_heavy():
     with pytest.raises(AttributeError):
         speechforensics.not_a_name  # noqa: B018
     code = "import sys, speechforensics; assert 'torch' not in sys.modules; print('ok')"
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert proc.stdout.strip() == "ok", proc.stderr

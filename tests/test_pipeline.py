@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from conftest import SHARED, need
 
+from speechforensics import media
 from speechforensics.backends import LiteBackend
 from speechforensics.errors import SpeechForensicsError
 from speechforensics.media import probe, read_frames, write_clip
@@ -196,3 +197,77 @@ def test_detect_command_avhubert_backend(tmp_path, fixture_checkpoints):
     (result,) = json.loads(out.read_text())
     assert result["backend"] == "avhubert" and result["verdict"] == "inconclusive"
     assert any("no calibrated threshold" in w for w in result["warnings"])
+
+
+# Whole videos: speakers taking turns, shots, any length
+
+
+@pytest.fixture(scope="module")
+def two_speakers(tmp_path_factory):
+    """Two genuine dev speakers side by side taking turns (own voices), and the same with the
+    second turn voiced by a third person (fakes.turns_video)."""
+    from speechforensics import fakes
+
+    clips = [need(DEV / n) for n in ("lrs2_deepavsr_00016.mp4", "hyperlips_video2_video2.mp4")]
+    donor = need(DEV / "hyperlips_video3_video3.mp4")
+    infos = {c: media.probe(c) for c in [*clips, donor]}
+    out = tmp_path_factory.mktemp("turns")
+    rows = [
+        fakes.write_whole(fakes.turns_video(*clips, infos), out),
+        fakes.write_whole(fakes.turns_video(*clips, infos, voice=donor), out),
+    ]
+    truths = [json.loads((out / r["file"]).with_suffix(".truth.json").read_text()) for r in rows]
+    return [(out / r["file"], t) for r, t in zip(rows, truths, strict=True)]
+
+
+def _inside(box, area) -> bool:
+    cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+    return area[0] <= cx <= area[2] and area[1] <= cy <= area[3]
+
+
+def test_two_genuine_speakers_taking_turns_are_real_each_on_their_own_speech(two_speakers):
+    path, truth = two_speakers[0]
+    result = detect(path, LiteBackend())
+    assert result["verdict"] == "real" and result["decided_by"] is None
+    assert len(result["shots"]) == 1 and result["segments"] == []
+    for want in truth["turns"]:  # each turn given to the face in that speaker's panel
+        got = max(result["turns"], key=lambda t: _overlap(t, want))
+        assert _overlap(got, want) > 0.8 * (want["end_s"] - want["start_s"]) - 2, (want, got)
+        assert _inside(got["box_px"], want["box"]) and got["verdict"] == "real", (want, got)
+
+
+def _overlap(turn: dict, truth: dict) -> float:
+    return max(0.0, min(turn["end_s"], truth["end_s"]) - max(turn["start_s"], truth["start_s"]))
+
+
+def test_a_dubbed_turn_is_named_with_its_face_and_time(two_speakers):
+    path, truth = two_speakers[1]
+    result = detect(path, LiteBackend())
+    (forged,) = truth["forged"]
+    assert result["verdict"] == "fake"
+    decided = result["decided_by"]
+    assert decided["start_s"] >= forged["start_s"] - 0.5 and decided["end_s"] <= forged["end_s"]
+    turn = next(t for t in result["turns"] if t["face"] == decided["face"])
+    assert _inside(turn["box_px"], forged["box"]) and turn["verdict"] == "fake"
+    assert turn["score"] < turn["threshold"]
+    covered = sum(
+        max(0, min(b, forged["end_s"]) - max(a, forged["start_s"])) for a, b in result["segments"]
+    )
+    assert covered >= 0.5 * (forged["end_s"] - forged["start_s"])
+    first = next(t for t in result["turns"] if _inside(t["box_px"], truth["turns"][0]["box"]))
+    assert first["verdict"] == "real"  # the genuine speaker is not blamed
+
+
+def test_a_video_longer_than_the_old_cap_is_analysed_to_its_end(tmp_path):
+    """60 s (the original read 50): the timeline reaches the end, nothing is cut off."""
+    clip = need(DEV / "lrs2_deepavsr_00016.mp4")
+    frames = list(media.read_frames(clip))
+    audio = media.read_audio(clip)
+    loops = -(-60 * 25 // len(frames))
+    path = media.write_clip(tmp_path / "long.mp4", frames * loops, np.tile(audio, loops))
+    result = detect(path, LiteBackend())
+    duration = media.probe(path).duration
+    assert duration > 60 and result["duration_s"] == pytest.approx(duration)
+    assert result["timeline"][-1]["end_s"] == pytest.approx(duration)
+    assert not any("only the first" in w for w in result["warnings"])
+    assert result["turns"][-1]["end_s"] > duration - 5
