@@ -33,13 +33,15 @@ CHECKPOINT_ENV = "SPEECHFORENSICS_CHECKPOINT"  # environment variable naming a c
 # the agreement at 8 frames (320 ms) or more; the offset is searched up to 62 frames (2.48 s).
 LITE_SEARCH = Search(max_shift=62, score_shift=3, baseline_from=8)
 
-# AV-HuBERT runs over long clips in overlapping windows, each stream on its own: attention costs
-# grow with the square of the length, and the model was pretrained on crops of at most 500
+# AV-HuBERT's transformer runs over long clips in overlapping windows, each stream on its own:
+# its cost grows with the square of the length, and it was pretrained on crops of at most 500
 # frames (20 s). Each window keeps its central part, with at least 100 frames (4 s) of context on
-# either side: more than the 64 frames the positional convolution reaches and the 2 of the 3D
-# front end, so window edges only act through attention (benchmarks/avhubert_windows.py).
+# either side: more than the 64 frames the positional convolution reaches, so window edges act
+# only through attention (benchmarks/avhubert_windows.py measures the difference). The front
+# ends see each frame once, in blocks, with the neighbours their 3D convolution reads.
 AVHUBERT_WINDOW_FRAMES = 500  # frames per window; a clip this long or shorter runs in one pass
 AVHUBERT_CONTEXT_FRAMES = 100  # frames of context kept on each side of a window's central part
+AVHUBERT_FRONT_END_REACH = 2  # frames either side that the video front end's 3D conv reads
 
 
 class AVHubertBackend:
@@ -88,17 +90,31 @@ class AVHubertBackend:
         return visual, voice
 
     def _encode(self, frames: int, window_input) -> np.ndarray:
-        """[frames, D] features of one stream, run window by window (one pass when it fits):
-        `window_input(start, stop)` gives the model's input for those frames (the keyword
-        arguments of extract_features). Only one window's activations are alive at a time."""
-        out = None
-        spans = avhubert_windows(frames, self.window_frames, self.context_frames)
-        for start, stop, keep_start, keep_stop in spans:
-            inputs = {name: x.to(self.device) for name, x in window_input(start, stop).items()}
-            features = self.model.extract_features(**inputs)[0].cpu().numpy()
-            if out is None:
-                out = np.empty((frames, features.shape[1]), np.float32)
-            out[keep_start:keep_stop] = features[keep_start - start : keep_stop - start]
+        """[frames, D] features of one stream; `window_input(start, stop)` gives the model's
+        input for those frames (keyword arguments of extract_features). One pass when the clip
+        fits in a window; else the front ends run block by block, each frame once, and the
+        transformer window by window: one window's activations are alive at a time."""
+        import torch
+
+        windows = avhubert_windows(frames, self.window_frames, self.context_frames)
+        if len(windows) == 1:
+            inputs = {name: x.to(self.device) for name, x in window_input(0, frames).items()}
+            return self.model.extract_features(**inputs)[0].cpu().numpy()
+        model, reach, out = self.model, AVHUBERT_FRONT_END_REACH, None
+        with torch.inference_mode():
+            blocks = []
+            for _, _, keep_start, keep_stop in windows:  # the kept parts tile the clip
+                lo, hi = max(keep_start - reach, 0), min(keep_stop + reach, frames)
+                inputs = {name: x.to(self.device) for name, x in window_input(lo, hi).items()}
+                fused = model.fuse(inputs.get("audio"), inputs.get("video"))
+                blocks.append(fused[:, keep_start - lo : keep_stop - lo])
+            fused = torch.cat(blocks, dim=1)  # [1, frames, D]: what extract_features encodes
+            for start, stop, keep_start, keep_stop in windows:
+                features = model.encoder(fused[:, start:stop], None, None)[0].float()
+                features = features[keep_start - start : keep_stop - start].cpu().numpy()
+                if out is None:
+                    out = np.empty((frames, features.shape[1]), np.float32)
+                out[keep_start:keep_stop] = features
         return out
 
 

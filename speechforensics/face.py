@@ -346,7 +346,7 @@ class _Tracker:
         """The next frame; `cut`: a hard cut comes just before it (a new shot starts)."""
         self.t += 1
         gray = self._gray(frame)
-        self.rgb = frame
+        self.rgb = np.asarray(frame)
         if cut and self.t > 0:
             self._cut()
         pending = self._follow(gray)

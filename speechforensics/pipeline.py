@@ -223,7 +223,9 @@ def judge(clip: Prepared, backend: Backend, threshold: float | None = None) -> d
     offset = scoring.curve_offset(curve)
     windows = scoring.timeline(combined, judged, scoring.curve_offset(curve, search.score_shift))
     reported = [_turn(t, faces[t.face], backend, clip) for t in turns]
-    verdict, decided = _video_verdict(score, threshold, reported)
+    single = len({(t.face, t.shot) for t in turns}) == 1  # one speaker in one shot
+    score = score if single else _mean_turn_score(reported, score)
+    verdict, decided = _video_verdict(score, threshold, reported, single)
     summary = {
         "file": str(clip.info.path),
         "score": score,
@@ -318,16 +320,29 @@ def _turn(turn: speakers.Turn, face, backend, clip) -> dict:
     }
 
 
-def _video_verdict(score: float, threshold: float | None, turns: list[dict]):
-    """fake when the video's score is under its threshold, or when any judged turn is out of
-    agreement (under the stricter turn threshold); `decided_by` names that turn."""
+def _mean_turn_score(turns: list[dict], whole: float) -> float:
+    """Several speakers or shots: the judged turns' scores weighted by their speech (each at
+    its own best offset: two recordings need not share one); `whole` when none is judged."""
+    judged = [t for t in turns if t["score"] is not None]
+    if not judged:
+        return whole
+    weights = [t["speech_seconds"] for t in judged]
+    return float(np.average([t["score"] for t in judged], weights=weights))
+
+
+def _video_verdict(score: float, threshold: float | None, turns: list[dict], single: bool):
+    """fake when any judged turn is out of agreement (under its turn threshold; `decided_by`
+    names the worst such turn); else, for one speaker in one shot (or when no turn could be
+    judged on its own), when the video's score is under the clip threshold."""
     if threshold is None:
         return "inconclusive", None
     fakes = [t for t in turns if t["verdict"] == "fake"]
     if fakes:
         worst = min(fakes, key=lambda t: t["score"])
         return "fake", {k: worst[k] for k in ("start_s", "end_s", "face", "score")}
-    return _verdict(score, threshold), None
+    if single or all(t["score"] is None for t in turns):
+        return _verdict(score, threshold), None
+    return "real", None
 
 
 def _segments(windows, turns: list[dict], backend: str) -> list[list[float]]:

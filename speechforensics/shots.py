@@ -1,19 +1,19 @@
 """Hard cuts between shots, found frame by frame while a clip is read once.
 
-Each frame is shrunk to about WORK_PIXELS pixels of luma, normalised by its own mean and standard
-deviation (so fades and changes of exposure do not count), and compared with the previous frame
-block by block: every block may move up to SHIFT_PX (camera motion, a moving head, a zoom) and
-keeps its best match. A cut starts frame t when that difference is large both in itself and
-against the mean difference over the shot's recent frames (busy footage moves more): at least
-CUT_SCORE and CUT_RATIO times that mean, or, after a still stretch, at least STILL_CUT_SCORE
-and STILL_CUT_RATIO times it. Memory is two small images and RECENT_FRAMES numbers.
+Each frame is shrunk to about WORK_PIXELS pixels of luma and put in units of its own contrast
+(minus the mean, over the standard deviation, both taken where the picture is not flat, so fades
+and letterbox bars do not count). It is compared with the previous frame block by block: each
+block may move up to SHIFT_PX (camera motion, a moving head, a zoom) and keeps its best match.
+The mean block difference, over the frames' mean gradient (motion shows as differences where
+the picture has edges), is the frame's score. A cut starts frame t when its score is at least
+CUT_SCORE and CUT_RATIO times the mean score over the shot's recent frames (busy footage moves
+more). Memory is two small images and RECENT_FRAMES numbers.
 
-Thresholds come from the 51 dev clips, as they are and letterboxed into 640x360 (as
-fakes.py joins them): within a clip, a difference of 0.18 or more is at most 2.6 times its
-recent mean, one of 0.10 or more at most 11.1 times; across a cut from the last frame of one
-clip to the first of another (3,680 pairs) it is at least 6.6 times the recent mean, and at
-least 20 times where it is under 0.18 (letterboxed GRID speakers, one studio, as little as
-0.11).
+Thresholds come from the 51 dev clips, as they are and letterboxed into 640x360 (as fakes.py
+joins them): within a clip a score reaches 0.56 (2.2 times its recent mean), but no more than
+0.38 where it is 4 times the recent mean; from the last frame of one clip to the first of
+another (3,680 pairs) it is at least 0.69 (letterboxed GRID speakers, one studio), and at least
+7 times the recent mean.
 """
 
 from collections import deque
@@ -28,11 +28,11 @@ from speechforensics.errors import SpeechForensicsError
 WORK_PIXELS = 4096  # px: frames are compared at about this size (64x64, 85x48 for 16:9)
 BLOCKS = 4  # the work image is matched in BLOCKS x BLOCKS blocks, each on its own
 SHIFT_PX = 2  # px at work size: how far a block may move between frames (3% of the width)
-LUMA_NOISE = 4.0  # grey levels added to the frame's std, so flat frames do not amplify noise
-CUT_SCORE = 0.18  # mean block difference (luma in frame std units) a cut needs at least ...
-CUT_RATIO = 4.0  # ... and this many times the mean difference over the shot's recent frames,
-STILL_CUT_SCORE = 0.10  # ... or at least this much ...
-STILL_CUT_RATIO = 16.0  # ... and this many times the recent mean (a cut after still footage)
+FLAT_RANGE = 2.0  # grey levels: a pixel whose 3x3 neighbourhood varies less is flat (bars)
+LUMA_NOISE = 4.0  # grey levels added to the std, so nearly flat frames do not amplify noise
+GRADIENT_FLOOR = 0.02  # std units per px added to the mean gradient, for flat frames
+CUT_SCORE = 0.5  # a cut's score (mean block difference over mean gradient) is at least this
+CUT_RATIO = 4.0  # ... and this many times the mean score over the shot's recent frames
 RECENT_FRAMES = 25  # frames of the current shot behind that mean (1 s at 25 fps)
 MIN_SHOT_FRAMES = 4  # frames: no cut this soon after the start of a shot (0.16 s)
 
@@ -48,9 +48,9 @@ class CutDetector:
     def __init__(self):
         self.frames = 0  # frames seen so far
         self.cuts: list[int] = []  # index of the first frame of every shot after the first
-        self.score = 0.0  # block difference between the last two frames (for inspection)
+        self.score = 0.0  # score of the last frame against the one before (for inspection)
         self._size: tuple[int, int] | None = None  # work size (width, height)
-        self._previous: np.ndarray | None = None  # previous frame, normalised luma
+        self._previous: tuple[np.ndarray, float] | None = None  # normalised luma, gradient
         self._recent: deque = deque(maxlen=RECENT_FRAMES)  # differences in the current shot
 
     @property
@@ -62,14 +62,20 @@ class CutDetector:
     def update(self, frame: np.ndarray) -> bool:
         """Take the next [H, W, 3] uint8 RGB frame; True if a cut comes just before it."""
         luma = self._luma(frame)
-        t, previous, self._previous = self.frames, self._previous, luma
+        current = luma, mean_gradient(luma)
+        t, previous, self._previous = self.frames, self._previous, current
         self.frames += 1
         if previous is None:
             return False
-        self.score = block_difference(previous, luma)
+        gradient = (previous[1] + current[1]) / 2 + GRADIENT_FLOOR
+        self.score = block_difference(previous[0], luma) / gradient
         shot_start = self.cuts[-1] if self.cuts else 0
         recent = np.mean(self._recent) if self._recent else 0.0
-        if t - shot_start >= MIN_SHOT_FRAMES and is_cut(self.score, recent):
+        if (
+            t - shot_start >= MIN_SHOT_FRAMES
+            and self.score >= CUT_SCORE
+            and self.score >= CUT_RATIO * recent
+        ):
             self.cuts.append(t)
             self._recent.clear()
             return True
@@ -94,14 +100,6 @@ class CutDetector:
         return normalised_luma(frame, self._size)
 
 
-def is_cut(score: float, recent: float) -> bool:
-    """Whether a block difference of `score`, after a shot whose recent frames differed by
-    `recent` on average, is a cut."""
-    if score >= CUT_SCORE and score >= CUT_RATIO * recent:
-        return True
-    return score >= STILL_CUT_SCORE and score >= STILL_CUT_RATIO * recent
-
-
 def work_size(width: int, height: int) -> tuple[int, int]:
     """(width, height) of about WORK_PIXELS with the frame's aspect, never larger than it."""
     scale = min(1.0, (WORK_PIXELS / (width * height)) ** 0.5)
@@ -109,7 +107,8 @@ def work_size(width: int, height: int) -> tuple[int, int]:
 
 
 def normalised_luma(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Luma of an RGB frame at `size`, minus its mean, over its std (+LUMA_NOISE): float32.
+    """Luma of an RGB frame at `size`, minus its mean, over its std (+LUMA_NOISE), both over
+    the pixels that are not flat: float32.
 
     Shrinking samples bilinearly at 2x the work size, then averages 2x2 (area): 0.05 ms for a
     1080p frame, where area averaging of the whole frame takes 6 ms."""
@@ -118,7 +117,17 @@ def normalised_luma(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
         frame = cv2.resize(frame, (2 * w, 2 * h), interpolation=cv2.INTER_LINEAR)
     small = cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
     luma = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY).astype(np.float32)
-    return (luma - luma.mean()) / (luma.std() + LUMA_NOISE)
+    square = np.ones((3, 3), np.uint8)
+    busy = luma[cv2.dilate(luma, square) - cv2.erode(luma, square) > FLAT_RANGE]
+    ref = busy if busy.size >= 0.05 * luma.size else luma
+    return (luma - ref.mean()) / (ref.std() + LUMA_NOISE)
+
+
+def mean_gradient(luma: np.ndarray) -> float:
+    """Mean absolute difference between neighbouring pixels, across and down."""
+    across = cv2.absdiff(luma[:, 1:], luma[:, :-1]).mean()
+    down = cv2.absdiff(luma[1:], luma[:-1]).mean()
+    return float(across + down)
 
 
 def block_difference(a: np.ndarray, b: np.ndarray) -> float:

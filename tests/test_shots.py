@@ -26,19 +26,37 @@ def cuts_in(frames) -> list[int]:
     return detector.cuts
 
 
+def letterboxed(frames, canvas=(640, 360)):
+    """Frames scaled to fit `canvas` (width, height), centred on black, as fakes.py joins clips."""
+    width, height = canvas
+    h, w = frames[0].shape[:2]
+    scale = min(width / w, height / h)
+    size = (round(w * scale) // 2 * 2, round(h * scale) // 2 * 2)
+    x0, y0 = (width - size[0]) // 2, (height - size[1]) // 2
+    out = []
+    for frame in frames:
+        box = np.zeros((height, width, 3), np.uint8)
+        box[y0 : y0 + size[1], x0 : x0 + size[0]] = cv2.resize(frame, size)
+        out.append(box)
+    return out
+
+
 @pytest.mark.parametrize(
-    "first, second",
+    "first, second, boxed",
     [
-        # one studio, one framing, similar colours: the smallest difference across a cut
-        # among the dev clips (0.29 where a cut needs 0.22)
-        (("grid_lbax4n.mpg", 0, 40), ("grid_lrwp9a.mpg", 0, 40)),
+        # one studio, one framing, similar colours: among the smallest scores across a cut
+        # (0.87 as they are, 0.74 letterboxed, where a cut needs 0.5)
+        (("grid_lbax4n.mpg", 0, 40), ("grid_lrwp9a.mpg", 0, 40), False),
+        (("grid_lbax4n.mpg", 0, 40), ("grid_lrwp9a.mpg", 0, 40), True),
         # 160x160 face crops that move a lot; frames 60-120 of the first hold its largest
-        # jump from one frame to the next (at 91: 0.26, 2.1 times the recent mean)
-        (("lrs2_deepavsr_00016.mp4", 60, 120), ("lrs2_deepavsr_00022.mp4", 0, 40)),
+        # score within a clip (0.57 at 91, but 2.2 times the recent mean where a cut needs 4)
+        (("lrs2_deepavsr_00016.mp4", 60, 120), ("lrs2_deepavsr_00022.mp4", 0, 40), False),
     ],
 )
-def test_cut_between_two_clips_is_found_and_nothing_else(tmp_path, first, second):
+def test_cut_between_two_clips_is_found_and_nothing_else(tmp_path, first, second, boxed):
     a, b = frames_of(*first), frames_of(*second)
+    if boxed:
+        a, b = letterboxed(a), letterboxed(b)
     path = media.write_clip(tmp_path / "joined.mp4", a + b)  # H.264, read back as for a video
     detector = CutDetector()
     decoded = list(detector.feed(media.read_frames(path)))
