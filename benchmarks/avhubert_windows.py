@@ -2,13 +2,16 @@
 
 For each length T, the BASE fixture checkpoint embeds T frames of real mouth crops and audio (dev
 clips from ../shared/media/dev, prepared and concatenated: different speakers one after another)
-twice, each time in a fresh subprocess: once in one pass over the whole stream, once in windows
-(backends.avhubert_windows). Reported per run: wall time of `streams` (video and audio passes),
-peak resident memory during it (VmHWM, reset after the model and inputs are loaded; torch's
-allocations are invisible to tracemalloc), and that peak less the resident memory before; then how
-far the windowed features are from the one-pass ones (max and mean absolute difference, per-frame
-cosine) and the SpeechForensics clip score (scoring.video_score of the sync matrix) of both.
-`--contexts` adds windowed runs with other context widths (deviation only).
+twice, each time in a fresh subprocess: once in one pass over the whole stream, once as the
+backend does past 500 frames (front ends block by block, transformer in overlapping windows;
+backends.avhubert_windows). Reported per run: wall time of `streams` (video and audio passes),
+peak resident memory during it (VmHWM, reset once the model and inputs are loaded; torch's
+allocations are invisible to tracemalloc) and that peak less the resident memory before; then
+how far the windowed features are from the one-pass ones (max and mean absolute difference,
+per-frame cosine) and the SpeechForensics clip score (scoring.video_score of the sync matrix)
+of both. `--contexts` adds windowed runs with other context widths. The fixture's weights are
+random (sign-quantised), not trained: the deviations are those of this network, not of a
+released checkpoint (pass one with --checkpoint).
 
     python benchmarks/avhubert_windows.py [--frames 500 1000 2000] [--threads 2] [--contexts 50]
 """
@@ -27,7 +30,11 @@ from types import SimpleNamespace
 import numpy as np
 
 from speechforensics import scoring
-from speechforensics.backends import AVHUBERT_CONTEXT_FRAMES, AVHUBERT_WINDOW_FRAMES
+from speechforensics.backends import (
+    AVHUBERT_CONTEXT_FRAMES,
+    AVHUBERT_WINDOW_FRAMES,
+    avhubert_windows,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
@@ -171,11 +178,14 @@ def main() -> None:
                     checkpoint, inputs, window, context, args.threads, out
                 )
 
-        print("| T | mode | context | s (video + audio) | peak RSS MB | peak - before MB |")
-        print("|---|---|---|---|---|---|")
+        print(
+            "| T | mode | context | windows | s (video + audio) | peak RSS MB | peak - before MB |"
+        )
+        print("|---|---|---|---|---|---|---|")
         for (frames, mode, context), run in runs.items():
+            windows = len(avhubert_windows(frames, context=context)) if context else 1
             print(
-                f"| {frames} | {mode} | {context or '-'} | {run['seconds']:.1f} "
+                f"| {frames} | {mode} | {context or '-'} | {windows} | {run['seconds']:.1f} "
                 f"| {run['peak_mb']:.0f} | {run['peak_mb'] - run['before_mb']:.0f} |"
             )
         print(

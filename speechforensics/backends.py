@@ -45,7 +45,8 @@ AVHUBERT_FRONT_END_REACH = 2  # frames either side that the video front end's 3D
 
 
 class AVHubertBackend:
-    """AV-HuBERT features of the mouth crops alone and of the audio alone (the paper's method)."""
+    """AV-HuBERT features of the mouth crops alone and of the audio alone (the paper's method).
+    Clips of any length: past `window_frames` the transformer runs in overlapping windows."""
 
     name = "avhubert"
     search = PAPER
@@ -179,8 +180,8 @@ def avhubert_windows(
     window: int = AVHUBERT_WINDOW_FRAMES,
     context: int = AVHUBERT_CONTEXT_FRAMES,
 ) -> list[tuple[int, int, int, int]]:
-    """(start, stop, keep_start, keep_stop) of each window over `frames` frames: the model runs
-    on frames start..stop and its output is kept for keep_start..keep_stop. The kept parts tile
+    """(start, stop, keep_start, keep_stop) of each window over `frames` frames: the transformer
+    runs on frames start..stop and its output is kept for keep_start..keep_stop. The kept parts tile
     0..frames. One window when `frames` <= `window`; else windows of `window` frames evenly
     spaced from the first frame to the last, cut halfway through each overlap, which is at
     least 2 * `context` frames wide."""

@@ -274,11 +274,17 @@ def _result_line(r: dict) -> str:
     score = "too little speech" if r["score"] is None else f"score {r['score']:.3f}"
     threshold = "none" if r["threshold"] is None else f"{r['threshold']:.3f}"
     faces = len(r["tracks"])
-    return (
+    line = (
         f"{r['file']}: {r['verdict']} ({score}, threshold {threshold}, {r['backend']} backend); "
         f"offset {r['offset_frames']:+d} frames ({r['offset_ms']:+.0f} ms); "
         f"speech {r['speech_seconds']:.1f} s; {faces} face{'s' if faces > 1 else ''}"
     )
+    if len(r["turns"]) > 1 or len(r["shots"]) > 1:
+        line += f"; {len(r['shots'])} shot(s), {len(r['turns'])} turns"
+    if r["decided_by"]:
+        d = r["decided_by"]
+        line += f"; out of agreement: face {d['face']} at {d['start_s']:.1f}-{d['end_s']:.1f} s"
+    return line
 
 
 def _crops(args) -> int:
