@@ -73,7 +73,7 @@ TURN_THRESHOLDS: dict[str, tuple[tuple[float, float], ...]] = {
 # MIN_SEGMENT_SECONDS, plus the turns judged fake. 0.0 is about the 4th percentile of genuine
 # windows (868 windows, held out as above), and the run length keeps single low windows out.
 SEGMENT_THRESHOLDS: dict[str, float] = {"lipsync-lite": 0.0}
-MIN_SEGMENT_SECONDS = 1.5
+MIN_SEGMENT_SECONDS = 1.0  # s: one timeline window
 
 
 def turn_threshold(backend: str, speech_seconds: float) -> float | None:
