@@ -16,6 +16,7 @@ import heapq
 import itertools
 import math
 import re
+import threading
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -106,6 +107,8 @@ def read_audio(path, max_seconds=MAX_SECONDS) -> np.ndarray:
 
 # Opening and choosing streams
 
+_FFMPEG_LOG_LEVEL = threading.Lock()  # held while an open raises PyAV's log level
+
 
 def _open(path) -> av.container.InputContainer:
     """Open a media file for reading, or raise the one-line error that says what to do."""
@@ -114,20 +117,24 @@ def _open(path) -> av.container.InputContainer:
         raise SpeechForensicsError(f"{path}: no such file; check the path")
     if path.is_dir():
         raise SpeechForensicsError(f"{path} is a directory; pass a video file ({FORMATS})")
-    level, skip = av.logging.get_level(), av.logging.get_skip_repeated()
-    av.logging.set_level(av.logging.ERROR)  # for FFmpeg's reason, captured below
-    av.logging.set_skip_repeated(False)  # or a second bad file in a row would have no reason
-    try:
-        with av.logging.Capture() as logs:
-            return av.open(str(path))
-    except (av.error.FFmpegError, OSError) as err:
-        raise SpeechForensicsError(
-            f"{path} is not a media file FFmpeg can read ({_reason(err, logs)}); pass a video "
-            f"file ({FORMATS}), complete: an mp4 cut short loses its index and cannot be read"
-        ) from err
-    finally:
-        av.logging.set_level(level)
-        av.logging.set_skip_repeated(skip)
+    # PyAV's log level is process-wide: raised for the open only (FFmpeg's reason, captured
+    # below), and under a lock, so threads opening files at once always restore the caller's.
+    with _FFMPEG_LOG_LEVEL:
+        level, skip = av.logging.get_level(), av.logging.get_skip_repeated()
+        av.logging.set_level(av.logging.ERROR)
+        av.logging.set_skip_repeated(False)  # or a second bad file in a row would have no reason
+        try:
+            with av.logging.Capture() as logs:
+                return av.open(str(path))
+        except (av.error.FFmpegError, OSError) as err:
+            raise SpeechForensicsError(
+                f"{path} is not a media file FFmpeg can read ({_reason(err, logs)}); pass a "
+                f"video file ({FORMATS}), complete: an mp4 cut short loses its index and cannot "
+                "be read"
+            ) from err
+        finally:
+            av.logging.set_level(level)
+            av.logging.set_skip_repeated(skip)
 
 
 def _reason(err: Exception, logs=()) -> str:

@@ -508,3 +508,26 @@ def test_write_clip_round_trip_keeps_sync(tmp_path):
     path = media.write_clip(tmp_path / "w.mp4", (picture(k) for k in range(50)), audio)
     assert [index(f) for f in media.read_frames(path)] == list(range(50))
     assert abs(click(media.read_audio(path)) - 16000) <= CLICK_SLACK
+
+
+def test_opening_from_many_threads_leaves_pyav_logging_as_it_was(tmp_path):
+    """The log level is raised for an open only, under a lock: threads never leave it changed."""
+    import threading
+
+    import av
+
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"x" * 500)
+    before = av.logging.get_level()
+
+    def open_bad():
+        for _ in range(20):
+            with pytest.raises(SpeechForensicsError, match="not a media file"):
+                media.probe(bad)
+
+    threads = [threading.Thread(target=open_bad) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert av.logging.get_level() == before
