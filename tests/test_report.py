@@ -20,7 +20,14 @@ def result(score=0.3, threshold=0.2):
         "offset_frames": 2, "offset_ms": 80.0, "speech_seconds": 3.5, "backend": "lipsync-lite",
         "face": 0, "tracks": [{"id": 0, "score": score}], "timeline": windows,
         "segments": [[0.0, 0.5]], "offset_curve": list(np.linspace(-0.1, 0.3, 31)),
-        "duration_s": 3.8, "warnings": ["a <warning>"], "error": None,
+        "duration_s": 3.8, "warnings": ["a <warning>"], "error": None, "shots": [[0.0, 3.8]],
+        "turns": [
+            {"start_s": 0.2, "end_s": 1.8, "face": 0, "box_px": [0, 0, 9, 9],
+             "speech_seconds": 1.5, "score": None, "threshold": None, "verdict": "not judged"},
+            {"start_s": 1.8, "end_s": 3.6, "face": 1, "box_px": [9, 0, 19, 9],
+             "speech_seconds": 2.5, "score": 0.01, "threshold": 0.1, "verdict": "fake"},
+        ],
+        "decided_by": {"start_s": 1.8, "end_s": 3.6, "face": 1, "score": 0.01},
     }  # fmt: skip
 
 
@@ -41,6 +48,7 @@ def test_plot_and_page(crops):
     page = html_page(result(), png)
     assert page.startswith("<!doctype html>") and "data:image/png;base64," in page
     assert "&lt;clip&gt;.mp4" in page and "<clip>" not in page and "a &lt;warning&gt;" in page
+    assert "<td>1.8–3.6 s</td><td>face 1</td>" in page and '<tr class="fake">' in page
 
 
 def test_plot_without_threshold_or_score():
