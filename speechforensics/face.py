@@ -30,6 +30,7 @@ import dlib
 import numpy as np
 
 from speechforensics.errors import SpeechForensicsError
+from speechforensics.media import rgb_frame
 
 N_LANDMARKS = 68  # points of dlib's predictor (iBUG 300-W layout)
 INNER_POINTS = slice(27, 68)  # nose, eyes and lips: all must lie inside the frame to count
@@ -365,12 +366,7 @@ class _Tracker:
             track.closed = True
 
     def _gray(self, frame: np.ndarray) -> np.ndarray:
-        frame = np.asarray(frame)
-        if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
-            raise SpeechForensicsError(
-                f"frame {self.t} is {frame.dtype} {frame.shape}; faces need [H, W, 3] uint8 RGB "
-                "frames (decode with speechforensics.media)"
-            )
+        frame = rgb_frame(frame, self.t, "face tracking")
         if self.shape is None:
             self.shape = frame.shape[:2]
         elif frame.shape[:2] != self.shape:

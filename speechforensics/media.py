@@ -492,6 +492,17 @@ def _silence(like, samples: int):
     return frame
 
 
+def rgb_frame(frame, index: int, what: str) -> np.ndarray:
+    """`frame` as an [H, W, 3] uint8 RGB array, or the one-line error saying `what` needs one."""
+    frame = np.asarray(frame)
+    if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
+        raise SpeechForensicsError(
+            f"frame {index} is {frame.dtype} {frame.shape}; {what} needs [H, W, 3] uint8 RGB "
+            "frames (decode with speechforensics.media)"
+        )
+    return frame
+
+
 def pcm16(audio: np.ndarray) -> np.ndarray:
     """float samples in [-1, 1) as int16 PCM for an encoder (rounded, clipped at full scale)."""
     return np.clip(np.round(np.asarray(audio) * PCM_FULL_SCALE), -32768, 32767).astype(np.int16)

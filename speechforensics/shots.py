@@ -23,7 +23,7 @@ from itertools import pairwise
 import cv2
 import numpy as np
 
-from speechforensics.errors import SpeechForensicsError
+from speechforensics.media import rgb_frame
 
 WORK_PIXELS = 4096  # px: frames are compared at about this size (64x64, 85x48 for 16:9)
 BLOCKS = 4  # the work image is matched in BLOCKS x BLOCKS blocks, each on its own
@@ -89,12 +89,7 @@ class CutDetector:
             yield frame
 
     def _luma(self, frame: np.ndarray) -> np.ndarray:
-        frame = np.asarray(frame)
-        if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
-            raise SpeechForensicsError(
-                f"frame {self.frames} is {frame.dtype} {frame.shape}; cut detection needs "
-                "[H, W, 3] uint8 RGB frames (decode with speechforensics.media)"
-            )
+        frame = rgb_frame(frame, self.frames, "cut detection")
         if self._size is None:
             self._size = work_size(frame.shape[1], frame.shape[0])
         return normalised_luma(frame, self._size)
