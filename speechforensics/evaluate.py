@@ -30,11 +30,10 @@ from tqdm import tqdm
 from . import cache, media, metrics, perturb, scoring
 from .backends import load_backend
 from .errors import SpeechForensicsError, describe, report_skip
-from .face import FaceTrack
-from .features import SAMPLES_PER_FRAME, VIDEO_FPS
+from .features import VIDEO_FPS
 from .files import replacing
 from .lists import Item
-from .pipeline import MouthTrack, Prepared, judge
+from .pipeline import judge
 from .report import write_json
 
 CSV_COLUMNS = (
@@ -211,17 +210,8 @@ def trim_silence(clip):
     if len(speech) == 0:
         return clip, 0.0
     a, b = int(speech[0]), int(speech[-1]) + 1
-    tracks = []
-    for t in clip.tracks:
-        if t.face.detected[a:b].any():
-            f = FaceTrack(
-                t.face.id, t.face.landmarks[a:b], t.face.detected[a:b], t.face.max_gap_frames
-            )
-            crops = None if t.crops is None else t.crops[a:b]
-            tracks.append(MouthTrack(f, crops, t.missing[a:b]))
-    info = dataclasses.replace(clip.info, frames=b - a, duration=(b - a) / VIDEO_FPS)
-    audio = clip.audio[a * SAMPLES_PER_FRAME : b * SAMPLES_PER_FRAME]
-    return Prepared(info, audio, tracks or clip.tracks), a / VIDEO_FPS
+    seen = [t for t in clip.tracks if t.face.detected[a:b].any()]
+    return clip.excerpt(a, b, seen or clip.tracks), a / VIDEO_FPS
 
 
 # --- outputs ---------------------------------------------------------------------------------

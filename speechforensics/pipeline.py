@@ -58,12 +58,15 @@ class Prepared:
     shots: list[tuple[int, int]] = dataclasses.field(default_factory=list)  # [start, stop) frames
 
     def excerpt(self, start: int, stop: int, tracks: list[MouthTrack]) -> "Prepared":
-        """Frames [start, stop) of the clip with `tracks` (of this clip) cut to them."""
+        """Frames [start, stop) of the clip with `tracks` (of this clip) and its shots cut to
+        them."""
         info = dataclasses.replace(
             self.info, frames=stop - start, duration=(stop - start) / VIDEO_FPS
         )
         audio = self.audio[start * SAMPLES_PER_FRAME : stop * SAMPLES_PER_FRAME]
-        return Prepared(info, audio, [t.excerpt(start, stop) for t in tracks])
+        shots = [(max(a, start) - start, min(b, stop) - start) for a, b in self.shots]
+        shots = [(a, b) for a, b in shots if b > a]
+        return Prepared(info, audio, [t.excerpt(start, stop) for t in tracks], shots)
 
 
 @runtime_checkable
