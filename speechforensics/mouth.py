@@ -34,14 +34,15 @@ SMOOTHING_FRAMES = 12  # frames averaged per transform: the frame itself and the
 LANDMARK_POINTS = 68  # points per face (dlib / iBUG 300-W layout), each (x, y) in frame pixels
 STABLE_POINTS = (33, 36, 39, 42, 45)  # nose tip, outer/inner right eye, inner/outer left eye
 MOUTH_POINTS = slice(48, 68)  # the 20 lip points; their mean is the centre of the crop
-# Where STABLE_POINTS land in the canvas: (x, y) pixels of the TCN lip-reading mean face.
+# Where STABLE_POINTS land in the canvas: (x, y) pixels of the TCN lip-reading mean face
+# (SpeechForensics' data/20words_mean_face.npy, every digit of its float64 values).
 REFERENCE_POINTS = np.array(
     [
-        [128.87017961, 137.30253356],
-        [92.52245553, 94.36876014],
-        [112.77241724, 94.94360870],
-        [145.52511509, 94.53499862],
-        [166.67710071, 93.56562296],
+        [128.87017960974802, 137.30253355584708],
+        [92.52245552947952, 94.36876013925871],
+        [112.7724172413806, 94.94360869870115],
+        [145.52511509158018, 94.5349986248377],
+        [166.67710071343456, 93.56562295717796],
     ]
 )
 REFERENCE_POINTS.flags.writeable = False
@@ -100,15 +101,16 @@ def umeyama(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     src_mean = src.mean(axis=-2, keepdims=True)
     dst_mean = dst.mean(axis=0)
     src_demean, dst_demean = src - src_mean, dst - dst_mean
-    cov = np.einsum("ni,...nj->...ij", dst_demean, src_demean) / src.shape[-2]
+    # The operations in scikit-image's order, so that the results agree to the last bit.
+    cov = dst_demean.T @ src_demean / src.shape[-2]
     u, s, vt = np.linalg.svd(cov)
     d = np.ones_like(s)
     d[..., -1] = np.where(np.linalg.det(u) * np.linalg.det(vt) < 0, -1.0, 1.0)
     rotation = u @ (d[..., :, None] * vt)
     with np.errstate(divide="ignore", invalid="ignore"):
-        scale = (s * d).sum(axis=-1) / src_demean.var(axis=-2).sum(axis=-1)
-    linear = scale[..., None, None] * rotation
-    shift = dst_mean - (linear @ src_mean[..., 0, :, None])[..., 0]
+        scale = 1.0 / src_demean.var(axis=-2).sum(axis=-1) * (s * d).sum(axis=-1)
+    shift = dst_mean - scale[..., None] * (rotation @ src_mean[..., 0, :, None])[..., 0]
+    linear = rotation * scale[..., None, None]
     return np.concatenate([linear, shift[..., None]], axis=-1)
 
 
