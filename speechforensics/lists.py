@@ -169,3 +169,19 @@ def _folder_rows(folder: Path) -> list[tuple]:
             f"{folder}: a folder list needs real/ and fake/ subfolders of videos"
         )
     return rows
+
+
+def official_parser_keeps(list_path: Path) -> int | None:
+    """How many of a plain list's videos the official SpeechForensics evaluate.py would score:
+    it takes the text before the first space as the path (``split(' ')[0]``), so a line whose
+    path holds a space (or that is separated by a tab) names a file that does not exist and is
+    skipped without a word. None for CSV/TSV lists and folders, which it cannot read."""
+    list_path = Path(list_path)
+    if list_path.is_dir():
+        return None
+    rows = _file_rows(list_path)
+    lines = list_path.read_text(encoding="utf-8-sig").splitlines()
+    plain = [line for line in lines if line.strip() and not line.lstrip().startswith("#")]
+    if len(plain) != len(rows):  # a table: a header line that is no video
+        return None
+    return sum(line.split(" ")[0] == name for line, (_, name, *_) in zip(plain, rows, strict=True))

@@ -466,6 +466,22 @@ def _resampled_audio(container, stream, info: MediaInfo, total: int):
     return first, np.concatenate(chunks) if chunks else np.zeros(0, np.int16)
 
 
+def read_pcm16(path) -> np.ndarray:
+    """All of the audio as ``ffmpeg -i FILE -vn -ar 16000 -ac 1 out.wav`` writes it (what the
+    original SpeechForensics scores): int16 mono 16 kHz from the first decoded sample, through
+    one resampler, with no alignment to the video and no gaps filled (paper.py)."""
+    path = Path(path)
+    with _open(path) as container:
+        stream = _audio_stream(container, path)
+        resampler, chunks = _resampler(), []
+        for frame in _decoded(container, stream, path):
+            chunks += [out.to_ndarray().reshape(-1) for out in resampler.resample(frame)]
+        chunks += [out.to_ndarray().reshape(-1) for out in resampler.resample(None)]
+    if not chunks:
+        raise SpeechForensicsError(f"{path}: its audio track yields no samples; re-encode it")
+    return np.concatenate(chunks)
+
+
 def _resampler() -> av.AudioResampler:
     """libswresample to s16 mono 16 kHz, with FFmpeg's defaults (as ``ffmpeg -ar 16000 -ac 1``)."""
     return av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
