@@ -10,10 +10,10 @@ never in a circle (tests/test_layers.py walks every import, function-level ones 
 
     0  version, errors, files
     1  features, media, face, shots, mouth, perturb, lists
-    2  scoring, speakers, metrics, lite, avhubert (model, checkpoint, download)
+    2  scoring, speakers, metrics, lite, avhubert (model, checkpoint, download), calibration
     3  pipeline, backends, paper
     4  report
-    5  cache, evaluate, fakes, fit_lite, pretrain_config, pretrain_data, pretrain
+    5  cache, evaluate, calibrate, fakes, fit_lite, pretrain_config, pretrain_data, pretrain
     6  cli, serve, __main__
 
 The names below are imported when first used, so `import speechforensics` (and the command's

@@ -10,24 +10,33 @@ score reads them), `needs_crops` (whether it reads the mouth crops or only the l
 - `LiteBackend` ("lipsync-lite"), the default, needs no download: lip geometry from the
   landmarks against the voice's spectrum, mapped into one space fitted on genuine clips only
   (lite.py). It sees *when* the lips move with the voice, not *what* is said.
+
+Each also carries its verdict `thresholds` (scoring.Thresholds): the built-in ones of its name,
+or those of a calibration of its model file (calibration.py), which `load_backend` finds.
+`Remembered` wraps a backend so that streams are computed once per excerpt, and ahead of judge
+in batches (`AVHubertBackend.streams_batch`: several clips through the model in one pass).
 """
 
+import hashlib
 import itertools
 import os
+import re
 from pathlib import Path
 
 import numpy as np
 
-from . import lite
+from . import calibration as calibrations, lite
 from .avhubert.download import find_cached
 from .errors import SpeechForensicsError
 from .features import audio_features, video_features
 from .mouth import interpolate_landmarks
-from .pipeline import Backend, MouthTrack, Prepared
-from .scoring import PAPER, Search
+from .pipeline import Backend, MouthTrack, Prepared, thresholds_of, track_excerpt
+from .scoring import PAPER, Search, Thresholds, thresholds
 
 BACKENDS = ("lipsync-lite", "avhubert")  # names for --backend; the first is the weight-free default
 CHECKPOINT_ENV = "SPEECHFORENSICS_CHECKPOINT"  # environment variable naming a checkpoint
+DTYPES = ("float32", "bfloat16", "float16")  # --dtype: what avhubert's weights compute in
+DEVICE_PATTERN = re.compile(r"cpu|cuda(:\d+)?")  # --device: cpu, cuda or cuda:N
 
 # LiteBackend's search: the score is the agreement within 3 frames (120 ms) of zero offset less
 # the agreement at 8 frames (320 ms) or more; the offset is searched up to 62 frames (2.48 s).
@@ -60,16 +69,15 @@ class AVHubertBackend:
     def __init__(
         self,
         checkpoint: str | Path,
-        device: str = "cpu",
+        device: str | None = None,
         dtype=None,
         window_frames: int = AVHUBERT_WINDOW_FRAMES,
         context_frames: int = AVHUBERT_CONTEXT_FRAMES,
     ):
-        """`dtype`: a torch dtype (None: float32). Streams longer than `window_frames` run in
-        windows of that length, each keeping `context_frames` of context on either side."""
-        # Here, not at the top: the default backend never needs torch, which takes seconds to load.
-        import torch
-
+        """`device`: cpu, cuda or cuda:N (None: cuda when there is one, else cpu); `dtype`: a
+        torch dtype or its name in DTYPES (None: float32). Streams longer than `window_frames`
+        run in windows of that length, each keeping `context_frames` of context on either
+        side. Thresholds: none until a calibration is set (load_backend finds one)."""
         from .avhubert.checkpoint import load_checkpoint
 
         if window_frames <= 2 * context_frames or context_frames < 0:
@@ -77,10 +85,50 @@ class AVHubertBackend:
                 f"window_frames ({window_frames}) must exceed twice context_frames "
                 f"({context_frames}), which must be 0 or more"
             )
-        self.checkpoint = Path(checkpoint)
-        self.model = load_checkpoint(checkpoint, device=device, dtype=dtype or torch.float32)
-        self.device = device
+        device, dtype = torch_settings(device, dtype)
+        self.checkpoint = self.model_file = Path(checkpoint)
+        self.model = load_checkpoint(checkpoint, device=device, dtype=dtype)
+        self.device, self.dtype = device, dtype
         self.window_frames, self.context_frames = window_frames, context_frames
+        self.thresholds, self.calibration = Thresholds(), None  # set by load_backend
+
+    def streams_batch(self, requests: list[tuple[Prepared, MouthTrack]]) -> list[tuple]:
+        """`streams` of several (clip, track) pairs: the clips that fit in one window go through
+        the model together, padded and masked (the same features as one by one, to float
+        rounding); longer ones run alone, in windows."""
+        out: list = [None] * len(requests)
+        batched = [i for i, (_, t) in enumerate(requests) if len(t.crops) <= self.window_frames]
+        for i in sorted(set(range(len(requests))) - set(batched)):
+            out[i] = self.streams(*requests[i])
+        if batched:
+            videos = [video_features(requests[i][1].crops) for i in batched]
+            voices = [audio_features(requests[i][0].audio) for i in batched]
+            visual = self._encode_padded(videos, "video")
+            voice = self._encode_padded([v.T for v in voices], "audio")
+            for i, v, a in zip(batched, visual, voice, strict=True):
+                out[i] = (v, a)
+        return out
+
+    def _encode_padded(self, inputs: list, name: str) -> list[np.ndarray]:
+        """Features [T_i, D] of several inputs ([T, 88, 88] videos or [104, T] audio, time
+        last for audio) in one pass: zero-padded to the longest, padded frames masked."""
+        import torch
+
+        lengths = [x.shape[0] if name == "video" else x.shape[-1] for x in inputs]
+        longest = max(lengths)
+        if name == "video":
+            batch = torch.zeros(len(inputs), 1, longest, *inputs[0].shape[1:])
+            for i, x in enumerate(inputs):
+                batch[i, 0, : len(x)] = x
+        else:
+            batch = torch.zeros(len(inputs), inputs[0].shape[0], longest)
+            for i, x in enumerate(inputs):
+                batch[i, :, : x.shape[-1]] = x
+        mask = torch.arange(longest)[None] >= torch.tensor(lengths)[:, None]  # True: padding
+        features = self.model.extract_features(
+            **{name: batch.to(self.device)}, padding_mask=mask.to(self.device)
+        )
+        return [features[i, :n].cpu().numpy() for i, n in enumerate(lengths)]
 
     def streams(self, clip: Prepared, track: MouthTrack) -> tuple[np.ndarray, np.ndarray]:
         crops, audio = track.crops, audio_features(clip.audio)  # [T, 104]: small, unlike the video
@@ -136,11 +184,14 @@ class LiteBackend:
     )
 
     def __init__(self, params: "str | Path | lite.LiteModel | None" = None):
-        """`params`: a fitted model or its file (default: the one shipped, lite.PARAMS)."""
+        """`params`: a fitted model or its file (default: the one shipped, lite.PARAMS).
+        Thresholds: the built-in ones (scoring.THRESHOLDS) until a calibration is set."""
         if isinstance(params, lite.LiteModel):
-            self.model = params
+            self.model, self.model_file = params, None
         else:
-            self.model = lite.load(params or lite.PARAMS)
+            self.model_file = Path(params or lite.PARAMS)
+            self.model = lite.load(self.model_file)
+        self.thresholds, self.calibration = thresholds(self.name), None
 
     def streams(self, clip: Prepared, track: MouthTrack) -> tuple[np.ndarray, np.ndarray]:
         landmarks = interpolate_landmarks(track.face.landmarks)
@@ -152,22 +203,135 @@ def load_backend(
     name: str | None = None,
     checkpoint: str | Path | None = None,
     lite_params: str | Path | None = None,
+    calibration: str | Path | bool | None = None,
+    device: str | None = None,
+    dtype: str | None = None,
+    protocol: str = calibrations.DEFAULT_PROTOCOL,
 ) -> Backend:
     """The backend called `name` (one of BACKENDS). With no name: avhubert when a checkpoint is
     given, named in $SPEECHFORENSICS_CHECKPOINT or downloaded to the cache (large preferred), else
-    the weight-free default (its parameters from `lite_params`, default: the shipped ones)."""
-    checkpoint = checkpoint or os.environ.get(CHECKPOINT_ENV) or _cached_checkpoint()
-    name = name or ("avhubert" if checkpoint else BACKENDS[0])
+    the weight-free default (its parameters from `lite_params`, default: the shipped ones).
+    Its thresholds come from the calibration file `calibration`, else from one found for its
+    model file (calibration.find), else the built-in ones (`calibration=False`: the built-in
+    ones, nothing looked up); `device` and `dtype` (avhubert only) as for AVHubertBackend."""
+    name, checkpoint = choose(name, checkpoint)
     if name == "lipsync-lite":
-        return LiteBackend(lite_params)
-    if name != "avhubert":
+        if dtype is not None or (device or "cpu") != "cpu":
+            raise SpeechForensicsError(
+                "lipsync-lite computes in numpy on the CPU: --device and --dtype apply to the "
+                "avhubert backend only"
+            )
+        backend = LiteBackend(lite_params)
+    elif name == "avhubert":
+        if not checkpoint:
+            raise SpeechForensicsError(
+                f"the avhubert backend needs a checkpoint: --checkpoint FILE, ${CHECKPOINT_ENV}, "
+                "or `speechforensics download large`"
+            )
+        backend = AVHubertBackend(checkpoint, device, dtype)
+    else:
         raise SpeechForensicsError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}")
-    if not checkpoint:
+    return backend if calibration is False else calibrated(backend, calibration, protocol)
+
+
+def choose(name: str | None, checkpoint: str | Path | None) -> tuple[str, str | Path | None]:
+    """(backend name, checkpoint) as load_backend picks them (before loading anything)."""
+    checkpoint = checkpoint or os.environ.get(CHECKPOINT_ENV) or _cached_checkpoint()
+    return name or ("avhubert" if checkpoint else BACKENDS[0]), checkpoint
+
+
+def calibrated(backend: Backend, given: str | Path | None = None, protocol=None) -> Backend:
+    """`backend` with the thresholds of the calibration `given`, else of the one found for its
+    model file (calibration.find); unchanged when there is none. A calibration made for
+    another model, backend or protocol is refused (SpeechForensicsError)."""
+    model = getattr(backend, "model_file", None)
+    if model is None:
+        if given is not None:
+            raise SpeechForensicsError(
+                f"{given}: a {backend.name} model given in memory has no file"
+            )
+        return backend
+    protocol = protocol or calibrations.DEFAULT_PROTOCOL
+    found = calibrations.find(backend.name, model, protocol, None if given is None else Path(given))
+    if found is not None:
+        backend.thresholds, backend.calibration = found[0].thresholds(), found[1]
+    return backend
+
+
+def torch_settings(device: str | None, dtype) -> tuple:
+    """(device, torch dtype) for avhubert, checked: one line for a device that is not there or
+    a dtype it cannot compute in. `device` None: cuda when available, else cpu; `dtype` a torch
+    dtype, a name in DTYPES, or None (float32)."""
+    import torch  # here: the default backend never loads torch
+
+    if device is None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if not DEVICE_PATTERN.fullmatch(str(device)):
+        raise SpeechForensicsError(f"--device {device!r}: use cpu, cuda or cuda:N")
+    device = str(device)
+    if device.startswith("cuda"):
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        index = int(device.partition(":")[2] or 0)
+        if index >= count:
+            raise SpeechForensicsError(
+                f"--device {device}: PyTorch sees {count} CUDA GPU(s) here (torch "
+                f"{torch.__version__}); use --device cpu, or install a CUDA build of torch"
+            )
+    if isinstance(dtype, str):
+        if dtype not in DTYPES:
+            raise SpeechForensicsError(f"--dtype {dtype!r}: use one of {', '.join(DTYPES)}")
+        dtype = getattr(torch, dtype)
+    dtype = dtype or torch.float32
+    if dtype == torch.float16 and device == "cpu":
         raise SpeechForensicsError(
-            f"the avhubert backend needs a checkpoint: --checkpoint FILE, ${CHECKPOINT_ENV}, "
-            "or `speechforensics download large`"
+            "--dtype float16 needs a GPU (PyTorch's CPU kernels lack it); on the CPU use bfloat16 "
+            "or float32"
         )
-    return AVHubertBackend(checkpoint)
+    if dtype == torch.bfloat16 and device != "cpu" and not torch.cuda.is_bf16_supported():
+        raise SpeechForensicsError(f"--dtype bfloat16: {device} does not support it; use float16")
+    return device, dtype
+
+
+class Remembered:
+    """`backend` with its streams remembered by content (the excerpt's audio and the track's
+    crops or landmarks): judge and a second look at the same face compute them once, and
+    `fill` computes those judge will ask for ahead, several clips at a time."""
+
+    def __init__(self, backend: Backend):
+        self.backend, self.memory = backend, {}
+        self.name, self.search, self.about = backend.name, backend.search, backend.about
+        self.needs_crops, self.thresholds = backend.needs_crops, thresholds_of(backend)
+
+    def streams(self, clip: Prepared, track: MouthTrack) -> tuple[np.ndarray, np.ndarray]:
+        key = _content_key(clip, track)
+        if key not in self.memory:
+            self.memory[key] = self.backend.streams(clip, track)
+        return self.memory[key]
+
+    def fill(self, requests: list[tuple[Prepared, MouthTrack]]) -> None:
+        """Compute the streams of these (clip, track) pairs now, in one batch where the backend
+        has `streams_batch`."""
+        todo = {_content_key(c, t): (c, t) for c, t in requests}
+        todo = {k: r for k, r in todo.items() if k not in self.memory}
+        many = getattr(self.backend, "streams_batch", None)
+        pairs = list(todo.values())
+        results = many(pairs) if many and pairs else [self.backend.streams(*r) for r in pairs]
+        self.memory |= dict(zip(todo, results, strict=True))
+
+
+def stream_requests(clip: Prepared) -> list[tuple[Prepared, MouthTrack]]:
+    """The (excerpt, track) pairs pipeline.judge hands to a backend's streams for `clip`."""
+    shots = clip.shots or [(0, clip.info.frames)]
+    parts = [track_excerpt(clip, t, shots)[1] for t in clip.tracks]
+    return [(part, part.tracks[0]) for part in parts]
+
+
+def _content_key(clip: Prepared, track: MouthTrack) -> tuple:
+    digest = hashlib.blake2b(np.ascontiguousarray(clip.audio).tobytes(), digest_size=16)
+    seen = track.crops if track.crops is not None else track.face.landmarks
+    digest.update(np.ascontiguousarray(seen).tobytes())
+    digest.update(np.ascontiguousarray(track.missing).tobytes())
+    return track.face.id, clip.info.frames, digest.hexdigest()
 
 
 def _cached_checkpoint() -> Path | None:

@@ -12,24 +12,11 @@ from pathlib import Path
 import numpy as np
 
 from . import media, perturb, pipeline
-from .errors import SpeechForensicsError
 from .face import FaceConfig, FaceTrack
-from .files import replacing
+from .files import file_hash, replacing
 from .pipeline import MouthTrack, Prepared
 
 CACHE_VERSION = 2  # bump when the cached arrays change meaning
-HASH_CHUNK_BYTES = 1 << 22
-
-
-def file_hash(path: Path) -> str:
-    digest = hashlib.sha256()
-    try:
-        with open(path, "rb") as f:
-            while chunk := f.read(HASH_CHUNK_BYTES):
-                digest.update(chunk)
-    except OSError as e:
-        raise SpeechForensicsError(f"{path}: cannot read ({e.strerror or e})") from e
-    return digest.hexdigest()
 
 
 def load_prepared(

@@ -1,9 +1,14 @@
 """Writing files whole: a reader, a crash or a second process never sees half a file."""
 
 import contextlib
+import hashlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
+
+from .errors import SpeechForensicsError
+
+HASH_CHUNK_BYTES = 1 << 22
 
 
 @contextlib.contextmanager
@@ -18,3 +23,15 @@ def replacing(path: str | Path) -> Iterator[Path]:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def file_hash(path: str | Path) -> str:
+    """The SHA-256 of a file's content (hex), read in chunks."""
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as f:
+            while chunk := f.read(HASH_CHUNK_BYTES):
+                digest.update(chunk)
+    except OSError as e:
+        raise SpeechForensicsError(f"{path}: cannot read ({e.strerror or e})") from e
+    return digest.hexdigest()

@@ -115,6 +115,19 @@ def auc_interval(labels, scores, samples=BOOTSTRAP_SAMPLES, seed=BOOTSTRAP_SEED)
     return [float(v) for v in np.percentile(aucs, [tail, 100 - tail])]
 
 
+def quantile_interval(
+    scores, q: float, samples=BOOTSTRAP_SAMPLES, seed=BOOTSTRAP_SEED
+) -> list[float]:
+    """Bootstrap CONFIDENCE interval of the `q` quantile of `scores` (resampled with
+    replacement, percentiles of the resampled quantiles): how far a threshold set at that
+    quantile could move with another sample of the same size."""
+    scores = np.asarray(scores, dtype=np.float64)
+    rng = np.random.default_rng(seed)
+    resampled = np.quantile(rng.choice(scores, (samples, len(scores))), q, axis=1)
+    tail = (1 - CONFIDENCE) / 2 * 100
+    return [float(v) for v in np.percentile(resampled, [tail, 100 - tail])]
+
+
 def detection(labels, scores, threshold: float | None) -> dict:
     """Every detection metric for one set of scores; None where a class is missing."""
     labels, scores = _arrays(labels, scores)

@@ -190,7 +190,7 @@ def detect(
     progress: bool = False,
 ) -> dict:
     """Judge one video: a JSON-ready dict (see README). `backend` is one of backends.py;
-    `threshold` overrides the backend's calibrated one (scoring.THRESHOLDS)."""
+    `threshold` overrides the backend's calibrated one (`thresholds_of`)."""
     clip = prepare(path, max_seconds, progress=progress, crops=backend.needs_crops)
     return judge(clip, backend, threshold)
 
@@ -198,8 +198,9 @@ def detect(
 def judge(clip: Prepared, backend: Backend, threshold: float | None = None) -> dict:
     """The report for a prepared clip: who speaks when (speakers.py), each face judged only on
     the speech given to it, a verdict per turn and for the whole video (README: Detecting)."""
+    limits = thresholds_of(backend)
     if threshold is None:
-        threshold = scoring.THRESHOLDS.get(backend.name)
+        threshold = limits.clip
     search: scoring.Search = backend.search
     speech = scoring.speech_frames(clip.audio)
     shots = clip.shots or [(0, clip.info.frames)]
@@ -239,7 +240,7 @@ def judge(clip: Prepared, backend: Backend, threshold: float | None = None) -> d
         "offset_ms": scoring.offset_ms(offset),
         "speech_seconds": scoring.speech_seconds(judged),
     }
-    segments = _segments(windows, reported, backend.name) if threshold is not None else []
+    segments = _segments(windows, reported, limits.segment) if threshold is not None else []
     return summary | {
         "backend": backend.name,
         "backend_about": backend.about,
@@ -262,11 +263,8 @@ def face_evidence(
     """One face's lips against the voice over its shot (the backend sees that shot alone), and
     its mouth's opening, laid out over the whole clip."""
     search: scoring.Search = backend.search
-    seen = ~track.missing
-    first = int(np.argmax(seen)) if seen.any() else 0
-    shot = next((i for i, (a, b) in enumerate(shots) if a <= first < b), 0)
-    a, b = shots[shot]
-    part = clip.excerpt(a, b, [track])
+    shot, part = track_excerpt(clip, track, shots)
+    (a, b), seen = shots[shot], ~track.missing
     visual, audio = backend.streams(part, part.tracks[0])
     fill = np.nan if search.baseline_from else 0.0  # a baseline leaves the ends out, not 0
     matrix = scoring.sync_matrix(visual, audio, search.max_shift, fill)
@@ -277,6 +275,22 @@ def face_evidence(
     return speakers.FaceEvidence(
         shot, seen, speech & seen, speakers.mouth_opening(track.face.landmarks), full
     )
+
+
+def track_excerpt(clip: Prepared, track: MouthTrack, shots) -> tuple[int, Prepared]:
+    """The shot a track is judged in (the one where it is first seen; `shots` as judge's) and
+    the clip cut to that shot with that track alone: what the backend's streams are given."""
+    seen = ~track.missing
+    first = int(np.argmax(seen)) if seen.any() else 0
+    shot = next((i for i, (a, b) in enumerate(shots) if a <= first < b), 0)
+    a, b = shots[shot]
+    return shot, clip.excerpt(a, b, [track])
+
+
+def thresholds_of(backend: Backend) -> scoring.Thresholds:
+    """The backend's thresholds (a calibration's, backends.load_backend), else the built-in
+    ones of its name (scoring.thresholds)."""
+    return getattr(backend, "thresholds", None) or scoring.thresholds(backend.name)
 
 
 def _to_best(stretch: speakers.Stretch) -> speakers.Stretch:
@@ -305,7 +319,7 @@ def _combined(turns, faces: dict, frames: int, max_shift: int):
 def _turn(turn: speakers.Turn, face, backend, clip) -> dict:
     mask = turn.frames & face.usable
     seconds = scoring.speech_seconds(mask)
-    threshold, score = scoring.turn_threshold(backend.name, seconds), None
+    threshold, score = thresholds_of(backend).turn(seconds), None
     if seconds >= speakers.MIN_TURN_SPEECH_S:
         score = scoring.gated_score(face.matrix, mask, backend.search.score_shift)
     verdict = "not judged" if score is None else _verdict(score, threshold)
@@ -348,12 +362,11 @@ def _video_verdict(score: float, threshold: float | None, turns: list[dict], sin
     return "real", None
 
 
-def _segments(windows, turns: list[dict], backend: str) -> list[list[float]]:
+def _segments(windows, turns: list[dict], low: float | None) -> list[list[float]]:
     """Where the voice and the lips part: the turns judged fake, and runs of timeline windows
     under the backend's segment threshold lasting at least scoring.MIN_SEGMENT_SECONDS (both set
     on genuine footage so that little genuine time is shaded)."""
     found = [(t["start_s"], t["end_s"]) for t in turns if t["verdict"] == "fake"]
-    low = scoring.SEGMENT_THRESHOLDS.get(backend)
     if low is not None:
         found += [
             s for s in scoring.segments(windows, low) if s[1] - s[0] >= scoring.MIN_SEGMENT_SECONDS
@@ -392,7 +405,10 @@ def _track(track: MouthTrack, turns: list[dict]) -> dict:
 def _warnings(clip: Prepared, backend, threshold, offset: int, curve) -> list[str]:
     warnings = []
     if threshold is None:
-        warnings.append(f"no calibrated threshold for the {backend.name} backend; pass --threshold")
+        warnings.append(
+            f"no calibrated threshold for the {backend.name} backend: calibrate it on genuine "
+            "clips (`speechforensics calibrate`) or pass --threshold"
+        )
     elif _out_of_step(offset, curve, backend.search, threshold):
         ms = scoring.offset_ms(offset)
         warnings.append(

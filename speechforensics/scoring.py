@@ -76,13 +76,34 @@ SEGMENT_THRESHOLDS: dict[str, float] = {"lipsync-lite": 0.0}
 MIN_SEGMENT_SECONDS = 1.0  # s: one timeline window
 
 
+@dataclass(frozen=True)
+class Thresholds:
+    """One backend's verdict thresholds: the clip's, the turns' by seconds of speech (as
+    TURN_THRESHOLDS), the timeline segments'. None or () where not known. A backend carries the
+    built-in ones (`thresholds(name)`) or those of a calibration file (calibration.py)."""
+
+    clip: float | None = None
+    turns: tuple[tuple[float, float], ...] = ()  # (s of speech, threshold), by length
+    segment: float | None = None
+
+    def turn(self, speech_seconds: float) -> float | None:
+        """The threshold of a turn with this much speech (None: none known, or too short)."""
+        if not self.turns or speech_seconds < self.turns[0][0]:
+            return None
+        seconds, thresholds = zip(*self.turns, strict=True)
+        return float(np.interp(speech_seconds, seconds, thresholds))
+
+
+def thresholds(backend: str) -> Thresholds:
+    """The built-in thresholds of the backend called `backend` (empty where none is set here)."""
+    return Thresholds(
+        THRESHOLDS.get(backend), TURN_THRESHOLDS.get(backend, ()), SEGMENT_THRESHOLDS.get(backend)
+    )
+
+
 def turn_threshold(backend: str, speech_seconds: float) -> float | None:
-    """The threshold of a turn with this much speech (None: none known, or too short)."""
-    listed = TURN_THRESHOLDS.get(backend, ())
-    if not listed or speech_seconds < listed[0][0]:
-        return None
-    seconds, thresholds = zip(*listed, strict=True)
-    return float(np.interp(speech_seconds, seconds, thresholds))
+    """The built-in threshold of a turn with this much speech (None: none known, or too short)."""
+    return thresholds(backend).turn(speech_seconds)
 
 
 # Speech-gated clip score

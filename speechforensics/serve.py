@@ -40,9 +40,8 @@ from fastapi.staticfiles import StaticFiles
 from . import media
 from .backends import load_backend
 from .errors import SpeechForensicsError
-from .pipeline import judge, prepare
+from .pipeline import judge, prepare, thresholds_of
 from .report import html_page, plot_png, track_sheet
-from .scoring import THRESHOLDS
 from .version import __version__
 
 DEFAULT_HOST = "127.0.0.1"
@@ -75,6 +74,9 @@ class ServeConfig:
     port: int = DEFAULT_PORT
     token: str | None = None  # required when `host` is not a loopback address
     checkpoint: Path | None = None  # passed to backends.load_backend
+    calibration: Path | None = None  # thresholds file (None: the one found for the model)
+    device: str | None = None  # avhubert: cpu, cuda, cuda:N (None: cuda when there is one)
+    dtype: str | None = None  # avhubert: float32 (None), bfloat16, float16
     workers: int = 1  # videos judged at once (0: accept uploads, judge none; for tests)
     max_upload_bytes: int = MAX_UPLOAD_BYTES
     max_seconds: float | None = media.MAX_SECONDS
@@ -318,7 +320,12 @@ class Workers:
 
     def __init__(self, store: JobStore, config: ServeConfig):
         self.store, self.config = store, config
-        self.backends = [load_backend(None, config.checkpoint) for _ in range(config.workers)]
+        self.backends = [
+            load_backend(
+                None, config.checkpoint, None, config.calibration, config.device, config.dtype
+            )
+            for _ in range(config.workers)
+        ]
         self.queue: queue.Queue[str] = queue.Queue()
         self.stop = threading.Event()
 
@@ -457,7 +464,7 @@ class Api:
             "version": __version__,
             "backend": None if backend is None else backend.name,
             "about": None if backend is None else describe(backend),
-            "threshold": None if backend is None else THRESHOLDS.get(backend.name),
+            "threshold": None if backend is None else thresholds_of(backend).clip,
             "workers": self.config.workers,
             "max_upload_bytes": self.config.max_upload_bytes,
             "max_seconds": self.config.max_seconds,

@@ -168,3 +168,104 @@ def test_avhubert_windows_stay_close_to_one_pass(long_clip, fixture_checkpoints,
         assert cos.min() > 0.97 and cos.mean() > 0.985, (cos.min(), cos.mean())
     scores = [scoring.video_score(scoring.sync_matrix(*streams)) for streams in (windowed, one)]
     assert abs(scores[0] - scores[1]) < 0.03, scores
+
+
+# Devices, dtypes, calibrations, batches (load_backend, torch_settings, Remembered, streams_batch)
+
+
+def test_bad_devices_and_dtypes_are_one_line():
+    import torch
+
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    cases = [
+        (("lipsync-lite",), {"dtype": "bfloat16"}, "apply to the avhubert backend only"),
+        (("lipsync-lite",), {"device": "cuda"}, "apply to the avhubert backend only"),
+        (("avhubert", "never-read.pt"), {"device": "tpu"}, "use cpu, cuda or cuda:N"),
+        (("avhubert", "never-read.pt"), {"dtype": "int8"}, "use one of float32, bfloat16"),
+        (("avhubert", "never-read.pt"), {"device": f"cuda:{gpus}"}, f"sees {gpus} CUDA GPU"),
+        (("avhubert", "never-read.pt"), {"device": "cpu", "dtype": "float16"}, "needs a GPU"),
+    ]
+    for args, kwargs, message in cases:
+        with pytest.raises(SpeechForensicsError, match=message) as e:
+            load_backend(*args, **kwargs)
+        assert "\n" not in str(e.value)
+    assert backends.torch_settings("cpu", "bfloat16") == ("cpu", torch.bfloat16)
+    assert backends.torch_settings(None, None)[1] == torch.float32
+    assert load_backend("lipsync-lite", device="cpu").name == "lipsync-lite"
+
+
+def test_avhubert_has_no_thresholds_until_calibrated(fixture_checkpoints, tmp_path):
+    from speechforensics import calibration
+
+    checkpoint = fixture_checkpoints("small_pretrain")
+    backend = load_backend("avhubert", checkpoint, device="cpu", dtype="bfloat16")
+    assert backend.thresholds == scoring.Thresholds() and backend.calibration is None
+    assert backend.device == "cpu" and str(backend.dtype) == "torch.bfloat16"
+    scores = {f"c{i}.mp4": ("0" * 64, 0.1 * i) for i in range(10)}
+    fitted = calibration.fit(scores, {2.0: [0.3] * 6}, [0.0, 0.5])
+    beside = calibration.write(
+        calibration.make("avhubert", checkpoint, "ours", fitted), calibration.beside(checkpoint)
+    )
+    try:
+        backend = load_backend("avhubert", checkpoint)
+        assert backend.calibration == beside
+        assert backend.thresholds.clip == fitted["clip_threshold"]
+        assert backend.thresholds.turn(2.0) == pytest.approx(0.3)
+        with pytest.raises(SpeechForensicsError, match="not of lipsync-lite"):
+            load_backend("lipsync-lite", calibration=beside)
+        assert load_backend("avhubert", checkpoint, calibration=False).calibration is None
+    finally:
+        beside.unlink()
+
+
+def test_lite_keeps_its_built_in_thresholds():
+    backend = load_backend("lipsync-lite")
+    assert backend.thresholds == scoring.thresholds("lipsync-lite")
+    assert backend.thresholds.clip == scoring.THRESHOLDS["lipsync-lite"]
+    assert backend.model_file == lite.PARAMS
+
+
+def test_remembered_streams_judge_as_the_backend_does(clip):
+    from speechforensics.backends import stream_requests
+    from speechforensics.pipeline import judge
+
+    backend, calls = LiteBackend(), []
+    remembered = backends.Remembered(backend)
+    original = backend.streams
+    backend.streams = lambda c, t: calls.append(t.face.id) or original(c, t)
+    remembered.fill(stream_requests(clip))
+    assert len(calls) == len(clip.tracks)
+    assert judge(clip, remembered) == judge(clip, LiteBackend())
+    assert len(calls) == len(clip.tracks)  # judge asked for exactly what was filled
+
+
+@pytest.mark.parametrize(
+    "name", ["small_pretrain", pytest.param("base_pretrain", marks=pytest.mark.slow)]
+)
+def test_avhubert_batch_equals_one_by_one(name, fixture_checkpoints):
+    """Clips of different lengths through the model together (padded, masked): the features of
+    each, as streams() gives them alone, to float rounding."""
+    clips = [prepare(need(SHARED / "media/dev" / n)) for n in ("grid_lbax4n.mpg", CLIP_LONGER)]
+    backend = AVHubertBackend(fixture_checkpoints(name), device="cpu")
+    requests = [(c, c.tracks[0]) for c in clips]
+    assert len({len(c.audio) for c in clips}) == 2  # padding is exercised
+    for (v1, a1), (v2, a2) in zip(
+        [backend.streams(*r) for r in requests], backend.streams_batch(requests), strict=True
+    ):
+        assert v1.shape == v2.shape and a1.shape == a2.shape
+        np.testing.assert_allclose(v2, v1, atol=1e-4 * np.abs(v1).max())
+        np.testing.assert_allclose(a2, a1, atol=1e-4 * np.abs(a1).max())
+
+
+CLIP_LONGER = "pcavs_Input_00010.mp4"  # 4.3 s beside GRID's 3 s
+
+
+@pytest.mark.skipif(
+    not __import__("torch").cuda.is_available(), reason="needs a CUDA GPU (none here)"
+)
+def test_cuda_bfloat16_agrees_with_cpu(clip, fixture_checkpoints):
+    checkpoint = fixture_checkpoints("small_pretrain")
+    cpu = AVHubertBackend(checkpoint, device="cpu").streams(clip, clip.tracks[0])
+    gpu = AVHubertBackend(checkpoint, device="cuda", dtype="bfloat16")
+    for a, b in zip(cpu, gpu.streams(clip, clip.tracks[0]), strict=True):
+        assert cosines(a, b).mean() > 0.99
