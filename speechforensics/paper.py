@@ -355,7 +355,12 @@ def score(model, grey: np.ndarray, pcm: np.ndarray) -> tuple[float, np.ndarray, 
 def judge(video, model, inputs: PaperInputs = PaperInputs(), threshold=None) -> dict:
     """One video's report under the paper's protocol (no speech gating, no tracks, no timeline).
     ``model``: the AVHubert of an AVHubertBackend."""
-    grey, pcm, source = model_inputs(Path(video), inputs)
+    try:
+        grey, pcm, source = model_inputs(Path(video), inputs)
+    except SpeechForensicsError as e:  # a bad official file: the line names the video too
+        if str(video) in str(e):
+            raise
+        raise SpeechForensicsError(f"{video}: {e}") from e
     value, curve, frames_video, frames_audio = score(model, grey, pcm)
     offset = int(np.argmax(curve)) - scoring.MAX_SHIFT_FRAMES
     verdict = "inconclusive" if threshold is None else ("fake" if value < threshold else "real")
