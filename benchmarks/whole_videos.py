@@ -7,7 +7,9 @@
 
 Per kind, and over all genuine and all forged videos:
 - called real (genuine) / called fake (forged);
-- forged stretch found: a reported low-sync segment covers at least half the forged span;
+- forged stretch found: reported low-sync segments cover at least half of the forged span's
+  speech (a dubbed voice shorter than its span leaves silence there, which no lip-sync
+  evidence can mark);
 - speaker found: each truth turn's best-overlapping reported turn is on a face inside that
   turn's panel (the face box's centre in the truth box);
 - analysed to the end: the report covers the whole file (duration within 0.1 s);
@@ -22,23 +24,39 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 from speechforensics.backends import load_backend
 from speechforensics.errors import describe
+from speechforensics.features import VIDEO_FPS
+from speechforensics.media import read_audio
 from speechforensics.pipeline import detect
+from speechforensics.scoring import speech_frames
 
 
 def overlap(a: tuple[float, float], b: tuple[float, float]) -> float:
     return max(0.0, min(a[1], b[1]) - max(a[0], b[0]))
 
 
-def check(result: dict, truth: dict) -> dict:
-    """The measures of one video against its truth."""
+def speech_runs(speech: np.ndarray) -> list[tuple[float, float]]:
+    """(start_s, end_s) of each run of speech frames."""
+    edges = np.flatnonzero(np.diff(np.r_[0, speech.astype(np.int8), 0]))
+    return [(a / VIDEO_FPS, b / VIDEO_FPS) for a, b in zip(edges[::2], edges[1::2], strict=True)]
+
+
+def check(result: dict, truth: dict, speech: np.ndarray) -> dict:
+    """The measures of one video against its truth; `speech`: its speech frames (25 fps)."""
     forged = [(f["start_s"], f["end_s"]) for f in truth["forged"]]
     segments = [tuple(s) for s in result.get("segments", [])]
     seg_time = sum(b - a for a, b in segments)
     inside = sum(overlap(s, f) for s in segments for f in forged)
     genuine_time = truth["duration_s"] - sum(b - a for a, b in forged)
-    found = all(sum(overlap(s, f) for s in segments) >= 0.5 * (f[1] - f[0]) for f in forged)
+    runs = speech_runs(speech)
+    found = True
+    for f in forged:
+        said = [(max(a, f[0]), min(b, f[1])) for a, b in runs if overlap((a, b), f) > 0]
+        covered = sum(overlap(s, r) for s in segments for r in said)
+        found &= bool(covered >= 0.5 * sum(b - a for a, b in said))
     speakers = []
     for t in truth["turns"]:
         span = (t["start_s"], t["end_s"])
@@ -114,7 +132,8 @@ def main() -> None:
             started = time.perf_counter()
             try:
                 result = detect(video, backend, max_seconds=None)
-                row |= check(result, truth) | {"turns": result["turns"]}
+                speech = speech_frames(read_audio(video, max_seconds=None))
+                row |= check(result, truth, speech) | {"turns": result["turns"]}
             except Exception as e:  # noqa: BLE001 - measured, not fatal
                 row["error"] = describe(e, video)
             row["seconds"] = round(time.perf_counter() - started, 2)

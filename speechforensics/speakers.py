@@ -24,7 +24,10 @@ STRETCH_GAP_FRAMES = 12  # video frames (0.48 s): a shorter pause does not end a
 # A longer run of speech is cut into equal stretches of at most this many frames (2 s), each
 # given to its own speaker: one person may answer the other without a pause.
 MAX_STRETCH_FRAMES = 50
-MIN_TURN_SPEECH_S = 2.0  # s of speech a turn needs to be judged on its own
+MIN_TURN_SPEECH_S = 1.5  # s of speech a turn needs to be judged on its own
+# A turn is judged on its own span and this many frames either side (pipeline.turn_evidence):
+# the lips move a little before and after the voice, and a pause this short joins stretches.
+TURN_CONTEXT_FRAMES = STRETCH_GAP_FRAMES
 MIN_VISIBLE = 0.5  # share of a stretch's frames a face must be measured on to be a candidate
 # Mouth motion: the spread (std) over a stretch of the inner-lip gap, in units of the distance
 # between the outer eye corners. A still picture gives 0; speaking mouths on the 29 genuine dev
