@@ -67,6 +67,11 @@ class FaceConfig:
     detect_width: int = 640  # px: frames wider than this and taller than detect_height are
     detect_height: int = 360  # px: ... downscaled until one of the two fits, for HOG detection
     detect_every: int = 25  # frames between full-frame detections while every track is good (1 s)
+    # HOG finds faces of about 80 px and more in the detection image. Every this many frames, and
+    # at the start of each shot, a second search at twice the size (4x its cost) adds the smaller
+    # faces that overlap no other: people in a wide shot, a portrait video shrunk into a panel
+    # (5 s; 0: never).
+    small_faces_every: int = 125
     upsample: int = 1  # HOG upsamplings (x2 each) for detection images narrower than ...
     upsample_below_width: int = 400  # ... this (px): 160x160 LRS2, 224x224 VoxCeleb2, 360 GRID
     detect_threshold: float = 0.0  # HOG score a detection needs to start or confirm a track
@@ -140,10 +145,13 @@ def _hog(image: np.ndarray, upsample: int, threshold: float, scale: float, offse
     ]
 
 
-def detect_faces(gray: np.ndarray, config: FaceConfig) -> list[tuple[np.ndarray, float]]:
+def detect_faces(
+    gray: np.ndarray, config: FaceConfig, small: bool = False
+) -> list[tuple[np.ndarray, float]]:
     """HOG faces on a full-resolution grey frame, searched at about `detect_width` px wide (or
     `detect_height` px high, whichever shrinks it less: a wide frame of two people side by side
-    keeps its faces large enough to find)."""
+    keeps its faces large enough to find); `small`: searched at twice that size instead (faces
+    under ~80 px there)."""
     h, w = gray.shape
     scale = min(1.0, max(config.detect_width / w, config.detect_height / h))
     if scale < 1.0:
@@ -153,7 +161,7 @@ def detect_faces(gray: np.ndarray, config: FaceConfig) -> list[tuple[np.ndarray,
     else:
         image = gray
     upsample = config.upsample if image.shape[1] < config.upsample_below_width else 0
-    return _hog(image, upsample, config.detect_threshold, scale)
+    return _hog(image, upsample + int(small), config.detect_threshold, scale)
 
 
 def detect_near(gray: np.ndarray, box: np.ndarray, config: FaceConfig):
@@ -335,6 +343,7 @@ class _Tracker:
         self.all: list[_Live] = []
         self.t = -1
         self.next_detect = 0
+        self.next_small = 0  # the next frame searched for small faces too
         self.shape: tuple | None = None
         self.rgb: np.ndarray | None = None  # the current frame
         self.cuts: list[int] = []  # first frames of the shots after the first
@@ -351,15 +360,18 @@ class _Tracker:
         if cut and self.t > 0:
             self._cut()
         pending = self._follow(gray)
-        if pending or not self.live() or self.t >= self.next_detect:
-            self._detect(gray)
+        small = self.config.small_faces_every and self.t >= self.next_small
+        if small or pending or not self.live() or self.t >= self.next_detect:
+            self._detect(gray, small)
             self.next_detect = self.t + self.config.detect_every
+        if small:
+            self.next_small = self.t + self.config.small_faces_every
         self._drop_duplicates()
 
     def _cut(self) -> None:
         """Every track ends on the frame before this one, and none is picked up again."""
         self.cuts.append(self.t)
-        self.shot = self.t
+        self.shot = self.next_small = self.t
         for track in self.all:
             if track.lost_at < 0:
                 track.last, track.lost_at = None, self.t
@@ -393,9 +405,17 @@ class _Tracker:
                 track.record(self.t, points)
         return pending
 
-    def _detect(self, gray: np.ndarray) -> None:
-        """Full-frame detection: confirm or reset tracks, lose unconfirmed ones, add new faces."""
+    def _detect(self, gray: np.ndarray, small: bool = False) -> None:
+        """Full-frame detection (`small`: small faces too): confirm or reset tracks, lose
+        unconfirmed ones, add new faces."""
         found = detect_faces(gray, self.config)
+        if small:  # faces too small for the first search, where it found none
+            boxes = [b for b, _ in found] + [k.box for k in self.live()]
+            found += [
+                (b, score)
+                for b, score in detect_faces(gray, self.config, small=True)
+                if all(_iou(b, other) < self.config.match_iou for other in boxes)
+            ]
         live = self.live()
         pairs = _match([k.box for k in live], [b for b, _ in found], self.config.match_iou)
         for i, j in pairs:

@@ -105,6 +105,24 @@ def test_two_faces_side_by_side_get_one_track_each():
     assert centres[0] < 224 < centres[1]
 
 
+def test_a_face_too_small_for_the_first_search_is_found_by_the_small_face_search():
+    # The portrait clip shrunk to a 202x360 panel beside a full-size face (a two-person layout):
+    # its face is ~55 px, under what HOG finds at the first search's size.
+    small = [cv2.resize(f, (202, 360), interpolation=cv2.INTER_AREA)
+             for f in frames_of("latentsync_demo2_video.mp4", 60)]  # fmt: skip
+    big = frames_of("grid_lbax4n.mpg", 60)  # 360x288, padded to 360 rows
+    frames = [np.concatenate([a, np.pad(b, ((0, 72), (0, 0), (0, 0)))], axis=1)
+              for a, b in zip(small, big)]  # fmt: skip
+    gray = cv2.cvtColor(frames[0], cv2.COLOR_RGB2GRAY)
+    config = FaceConfig()
+    assert len(face.detect_faces(gray, config)) == 1
+    assert len(face.detect_faces(gray, config, small=True)) == 2
+    found = track_faces(frames)
+    assert len(found) == 2 and all(k.frames >= 55 for k in found)
+    assert min(mean_side(k) for k in found) < 80
+    assert len(track_faces(frames, FaceConfig(small_faces_every=0))) == 1
+
+
 def test_flat_grey_frames_give_no_tracks():
     frames = (np.full((240, 320, 3), 128, np.uint8) for _ in range(40))
     assert track_faces(frames) == []
