@@ -35,8 +35,8 @@ FALSE_ALARM = 0.05  # share of genuine clips the verdict threshold calls fake (t
 REPORTED_RATES = (0.01, 0.05)  # false-alarm rates whose thresholds the file lists, with intervals
 # Turns: each length's threshold is the mean less z standard deviations of genuine pieces of that
 # length (z for TURN_FALSE_ALARM under a normal), as scoring.TURN_THRESHOLDS were set.
-TURN_SECONDS = (2.0, 4.0, 8.0)  # s of speech per piece
-TURN_FALSE_ALARM = 0.01
+TURN_SECONDS = (1.5, 2.0, 4.0, 8.0)  # s of speech per piece (speakers.MIN_TURN_SPEECH_S first)
+TURN_FALSE_ALARM = 0.02  # per judged turn: a video of two or three turns stays near 5 %
 MIN_TURN_PIECES = 5  # pieces of a length below which that length gets no threshold
 # Segments: this quantile of the genuine timeline windows (lipsync-lite's 0.0 is about its 4th).
 SEGMENT_FALSE_ALARM = 0.04
@@ -236,7 +236,8 @@ def find(
 ) -> tuple[Calibration, Path] | None:
     """The calibration of `backend` running the model file `model`, and where it was found:
     `given`, else the one beside the model, else the cache's one keyed by the model's SHA-256;
-    None when there is none. A file found that does not match is refused (SpeechForensicsError),
+    None when there is none, or when the one found was made under another protocol. A file found
+    for another model or backend, or given for anything else, is refused (SpeechForensicsError),
     never skipped. The model is hashed only when there is a candidate."""
     model, path, sha256 = Path(model), given, None
     if path is None and beside(model).exists():
@@ -250,5 +251,7 @@ def find(
         if not path.exists():
             return None
     calibration = read(path)
+    if given is None and calibration.protocol != protocol:
+        return None  # found for the model, but its thresholds are for the other protocol's scores
     check(calibration, path, backend, model, protocol, sha256)
     return calibration, path

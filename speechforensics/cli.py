@@ -69,11 +69,82 @@ def _add_detect(p) -> None:
         "--lite-params", type=Path, help="lipsync-lite parameters from fit-lite (default: shipped)"
     )
     p.add_argument("--threshold", type=float, help="score below which a video is called fake")
+    _add_model_options(p)
     p.add_argument("--json", type=Path, help="write one JSON list with a result per video")
     p.add_argument("--plot", type=Path, help="save the timeline figure (.png; per video with -N)")
     p.add_argument("--html", type=Path, help="save a self-contained report page (.html)")
+    _add_protocol_options(p)
     _add_clip_options(p)
     p.set_defaults(run=_detect)
+
+
+def _add_protocol_options(p) -> None:
+    """--protocol, --landmarks, --rois: the paper's published steps (paper.py), avhubert only."""
+    p.add_argument(
+        "--protocol",
+        choices=("ours", "paper"),
+        default="ours",
+        help="ours: speech frames of tracked faces (default); paper: the official SpeechForensics "
+        "steps exactly (every frame, first 50 s, H.264 mouth crops; avhubert only; README: "
+        "Reproducing the paper)",
+    )
+    p.add_argument(
+        "--landmarks",
+        type=Path,
+        metavar="DIR",
+        help="with --protocol paper: official landmark JSON files, matched by the video's path "
+        "(ours where a file is absent)",
+    )
+    p.add_argument(
+        "--rois",
+        type=Path,
+        metavar="DIR",
+        help="with --protocol paper: official mouth-ROI .mp4 + 16 kHz .wav pairs, by path",
+    )
+
+
+def _paper_inputs(args):
+    """The paper protocol's inputs from the arguments, or None for our protocol."""
+    from .paper import PaperInputs
+
+    if args.protocol != "paper":
+        if args.landmarks or args.rois:
+            raise SpeechForensicsError("--landmarks and --rois need --protocol paper")
+        return None
+    for folder in (args.landmarks, args.rois):
+        if folder is not None and not folder.is_dir():
+            raise SpeechForensicsError(f"{folder}: no such folder")
+    return PaperInputs(args.landmarks, args.rois)
+
+
+def _add_model_options(p, calibration: bool = True) -> None:
+    """--calibration, --device, --dtype: where thresholds come from, where avhubert runs."""
+    from .backends import DTYPES
+
+    if calibration:
+        p.add_argument(
+            "--calibration",
+            type=Path,
+            help="thresholds from this file of `speechforensics calibrate` (default: the one "
+            "beside the checkpoint or lipsync-lite parameters, <file>.calibration.json, or in "
+            "the cache, matched by SHA-256)",
+        )
+    p.add_argument(
+        "--device",
+        type=_device,
+        help="avhubert: cpu, cuda or cuda:N (default: cuda when PyTorch sees a GPU, else cpu)",
+    )
+    p.add_argument(
+        "--dtype", choices=DTYPES, help="avhubert: what the model computes in (default float32)"
+    )
+
+
+def _device(value: str) -> str:
+    from .backends import DEVICE_PATTERN
+
+    if not DEVICE_PATTERN.fullmatch(value):
+        raise argparse.ArgumentTypeError(f"{value!r} is not a device: use cpu, cuda or cuda:N")
+    return value
 
 
 def _add_crops(p) -> None:
@@ -136,25 +207,28 @@ def _add_convert(p) -> None:
 
 
 def _add_fit_lite(p) -> None:
-    p.add_argument("list", type=Path, help="list of videos (formats of evaluate); real ones used")
-    p.add_argument("--root", type=Path, help="folder the list's paths are relative to")
+    p.add_argument(
+        "list", type=Path, nargs="+", help="lists of videos (formats of evaluate; a `source` "
+        "column groups clips of one recording set); their real ones are used"
+    )  # fmt: skip
+    p.add_argument("--root", type=Path, help="folder the lists' paths are relative to")
     p.add_argument("--out", type=Path, required=True, help="parameter file to write (.npz)")
+    p.add_argument("--cache", type=Path, help="keep the prepared clips here for the next run")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(run=_fit_lite)
 
 
 def _fit_lite(args) -> int:
-    from .fit_lite import fit_corpus
-    from .lists import read_list
+    from .fit_lite import fit_corpus, list_sources
 
-    paths = [item.path for item in read_list(args.list, args.root) if item.label == 1]
-    summary = fit_corpus(paths, args.out, progress=_show_progress(args), debug=args.debug)
+    sources = [s for path in args.list for s in list_sources(path, args.root)]
+    summary = fit_corpus(sources, args.out, args.cache, _show_progress(args), args.debug)
     print(
-        f"{args.out}: fitted on {len(paths)} genuine clips; held out by fold: AUC genuine vs "
-        f"swapped voice {summary['held_out_auc_swapped_voice']:.3f} "
-        f"({summary['held_out_genuine']} vs {summary['held_out_swapped']}); threshold at "
-        f"{summary['false_alarms']:.0%} false alarms {summary['threshold']:.4f} (use --threshold "
-        "with --lite-params)"
+        f"{args.out}: fitted on {summary['held_out_genuine']} genuine clips of "
+        f"{summary['sources']} sources; held out by source: AUC genuine vs swapped voice "
+        f"{summary['held_out_auc_swapped_voice']:.3f} ({summary['held_out_genuine']} vs "
+        f"{summary['held_out_swapped']}); threshold at {summary['false_alarms']:.0%} false alarms "
+        f"{summary['threshold']:.4f} (use --threshold with --lite-params)"
     )
     return 0
 
@@ -215,9 +289,12 @@ def _inspect(args) -> int:
 def _detect(args) -> int:
     from .report import write_json
 
-    backend = _backend(args)
+    backend, paper = _backend(args), _paper_inputs(args)
+    if paper is not None:
+        return _detect_paper(args, backend, paper)
     if _show_progress(args):  # to a person at a terminal; stdout carries only results
         print(f"speechforensics: {backend.about}", file=sys.stderr)
+        print(f"speechforensics: {_thresholds_line(backend)}", file=sys.stderr)
         if backend.name != "avhubert":
             print(
                 "speechforensics: for the paper's method, which also sees lip-sync and generated "
@@ -236,6 +313,36 @@ def _detect(args) -> int:
             print(_result_line(result), flush=True)
         results.append(result)
         if args.json:  # rewritten after every video: an interruption loses nothing done
+            write_json(results, args.json)
+    return 1 if failed else 0
+
+
+def _detect_paper(args, backend, inputs) -> int:
+    """detect --protocol paper: the official steps per video (paper.py), one line each."""
+    from . import paper
+    from .report import write_json
+
+    if backend.name != "avhubert":
+        raise SpeechForensicsError("--protocol paper needs the avhubert backend: --checkpoint FILE")
+    if args.plot or args.html:
+        raise SpeechForensicsError("--plot and --html show our protocol's timeline; drop them")
+    results, failed = [], 0
+    for video in args.videos:
+        try:
+            result = paper.judge(video, backend.model, inputs, args.threshold)
+        except Exception as e:  # noqa: BLE001 - one file never ends the batch
+            report_skip(describe(e, video), e, args.debug)
+            result, failed = {"file": str(video), "error": describe(e, video)}, failed + 1
+        else:
+            print(
+                f"{result['file']}: {result['verdict']} (score {result['score']:.4f}, paper "
+                f"protocol); offset {result['offset_frames']:+d} frames; "
+                f"{result['frames_video']} video / {result['frames_audio']} audio frames; "
+                f"mouth crops from {result['roi_source']}",
+                flush=True,
+            )
+        results.append(result)
+        if args.json:
             write_json(results, args.json)
     return 1 if failed else 0
 
@@ -267,7 +374,30 @@ def _numbered(path: Path, suffix: str) -> Path:
 def _backend(args):
     from .backends import load_backend
 
-    return load_backend(args.backend, args.checkpoint, getattr(args, "lite_params", None))
+    lite_params = getattr(args, "lite_params", None)
+    protocol = getattr(args, "protocol", "ours")
+    return load_backend(
+        args.backend,
+        args.checkpoint,
+        lite_params,
+        args.calibration,
+        args.device,
+        args.dtype,
+        protocol,
+    )
+
+
+def _thresholds_line(backend) -> str:
+    """Where the backend's verdict thresholds come from, for a person at a terminal."""
+    if getattr(backend, "calibration", None) is not None:
+        return f"thresholds from the calibration {backend.calibration}"
+    if backend.thresholds.clip is None:
+        return (
+            f"no calibration for this {backend.name} model, so verdicts are inconclusive: "
+            "`speechforensics calibrate GENUINE_CLIPS --checkpoint FILE` writes one (README: "
+            "Calibrating), or pass --threshold"
+        )
+    return f"the built-in thresholds of {backend.name} (clip {backend.thresholds.clip:g})"
 
 
 def _result_line(r: dict) -> str:
@@ -329,6 +459,7 @@ def _add_serve(p) -> None:
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (others need --token)")
     p.add_argument("--port", type=int, default=8765, help="port to listen on")
     p.add_argument("--checkpoint", type=Path, help=f"AV-HuBERT checkpoint (or ${CHECKPOINT_ENV})")
+    _add_model_options(p)
     p.add_argument(
         "--data", type=Path, help="folder for uploads and results (default: the user data folder)"
     )
@@ -365,6 +496,9 @@ def _serve(args) -> int:
         port=args.port,
         token=args.token or os.environ.get(serve.TOKEN_ENV) or None,
         checkpoint=args.checkpoint,
+        calibration=args.calibration,
+        device=args.device,
+        dtype=args.dtype,
         workers=args.workers,
         max_upload_bytes=args.max_upload_mb * 1024**2,
         max_seconds=args.max_seconds,
@@ -388,7 +522,14 @@ def _add_evaluate(p) -> None:
     p.add_argument("--checkpoint", type=Path, help=f"AV-HuBERT checkpoint (or ${CHECKPOINT_ENV})")
     p.add_argument("--lite-params", type=Path, help="lipsync-lite parameters (default: shipped)")
     p.add_argument("--threshold", type=float, help="score below which a video is called fake")
+    _add_model_options(p)
     p.add_argument("--workers", type=int, default=1, help="processes judging videos at once")
+    p.add_argument(
+        "--batch",
+        type=_positive,
+        help="clips per pass through avhubert, judged in this process while --workers "
+        "processes prepare them (default: 8 on a GPU, else 1: each worker judges its own)",
+    )
     p.add_argument("--cache", type=Path, help="preprocessing cache (default: OUT/cache)")
     p.add_argument("--category-regex", help="category = this regex's first group in the path")
     p.add_argument(
@@ -405,6 +546,7 @@ def _add_evaluate(p) -> None:
         choices=("video", "audio", "all"),
         help="clean and every distortion at every level (video: the paper's 35)",
     )
+    _add_protocol_options(p)
     _add_clip_options(p)
     p.set_defaults(run=_evaluate)
 
@@ -432,11 +574,23 @@ def _evaluate(args) -> int:
         max_seconds=args.max_seconds,
         trim_silence=args.trim_silence,
         perturbation=args.perturb,
+        calibration=None if args.calibration is None else str(args.calibration),
+        device=args.device,
+        dtype=args.dtype,
+        protocol=args.protocol,
+        landmarks=None if args.landmarks is None else str(args.landmarks),
+        rois=None if args.rois is None else str(args.rois),
     )
-    common = (args.cache, max(1, args.workers), _show_progress(args), args.debug)
+    if _paper_inputs(args) is not None and (args.trim_silence or args.robustness):
+        raise SpeechForensicsError(
+            "--protocol paper scores every frame as published: no --trim-silence, no --robustness"
+        )
+    common = (args.cache, max(1, args.workers), _show_progress(args), args.debug, args.batch)
     if not args.robustness:
-        summary = evaluate.evaluate(items, args.out, config, *common)
+        summary = evaluate.evaluate(items, args.out, config, *common, list_path=args.list)
         print(evaluate.table(summary))
+        if summary.get("official_parser_keeps") is not None:
+            print(evaluate.official_parser_line(summary))
         return 1 if summary["failures"] else 0
     conditions = {
         "video": perturb.all_video(),
@@ -446,6 +600,73 @@ def _evaluate(args) -> int:
     result = evaluate.robustness(items, args.out, config, conditions, *common)
     print(evaluate.robustness_table(result))
     return 1 if any(result["failures"].values()) else 0
+
+
+def _add_calibrate(p) -> None:
+    from .backends import BACKENDS, CHECKPOINT_ENV
+    from .calibration import FALSE_ALARM
+
+    p.description = (
+        "Score genuine clips with a backend and model and write the thresholds that give its "
+        "verdicts (clip, turns, segments) at a stated false-alarm rate, with bootstrap "
+        "intervals; detect, evaluate and serve then find them for that model."
+    )
+    p.add_argument(
+        "genuine",
+        type=Path,
+        help="a list (as evaluate reads; its real ones are used) or a folder of genuine videos "
+        "(all of them, or its real/ subfolder)",
+    )
+    p.add_argument("--root", type=Path, help="folder the list's paths start from (its own)")
+    p.add_argument(
+        "--out",
+        type=Path,
+        help="calibration file to write (default: the cache, where detect finds it; or put "
+        "it beside the model as <model file>.calibration.json)",
+    )
+    p.add_argument("--backend", choices=BACKENDS, help="as for detect")
+    p.add_argument("--checkpoint", type=Path, help=f"AV-HuBERT checkpoint (or ${CHECKPOINT_ENV})")
+    p.add_argument("--lite-params", type=Path, help="lipsync-lite parameters (default: shipped)")
+    p.add_argument(
+        "--false-alarm",
+        type=float,
+        default=FALSE_ALARM,
+        help="share of genuine clips the verdict threshold calls fake",
+    )
+    _add_model_options(p, calibration=False)
+    p.add_argument("--workers", type=int, default=1, help="processes preparing clips at once")
+    p.add_argument("--batch", type=_positive, help="clips per pass through avhubert (as evaluate)")
+    p.add_argument("--cache", type=Path, help="preprocessing cache (default: beside the output)")
+    _add_clip_options(p)
+    p.set_defaults(run=_calibrate)
+
+
+def _calibrate(args) -> int:
+    from . import calibrate, evaluate
+
+    items = calibrate.genuine_items(args.genuine, args.root)
+    config = evaluate.EvalConfig(
+        backend=args.backend,
+        checkpoint=None if args.checkpoint is None else str(args.checkpoint),
+        lite_params=None if args.lite_params is None else str(args.lite_params),
+        max_seconds=args.max_seconds,
+        device=args.device,
+        dtype=args.dtype,
+    )
+    made, where = calibrate.calibrate(
+        items,
+        config,
+        args.out,
+        args.cache,
+        max(1, args.workers),
+        args.batch,
+        args.false_alarm,
+        progress=_show_progress(args),
+    )
+    print(calibrate.summary(made, where))
+    for warning in made.warnings:
+        print(f"speechforensics: warning: {warning}", file=sys.stderr)
+    return 1 if made.skipped else 0
 
 
 def _add_make_fakes(p) -> None:
@@ -556,6 +777,10 @@ COMMANDS = {  # name -> (one-line help, the function that adds its arguments)
         _add_fit_lite,
     ),
     "evaluate": ("score a labelled list of videos: AUC, AP, EER, ...", _add_evaluate),
+    "calibrate": (
+        "set a backend's verdict thresholds for a checkpoint from genuine clips",
+        _add_calibrate,
+    ),
     "make-fakes": ("write dubbed, shifted and spliced copies of real clips", _add_make_fakes),
     "pretrain": (
         "self-supervised AV-HuBERT pretraining on genuine videos (torchrun for many GPUs)",

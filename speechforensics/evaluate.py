@@ -12,14 +12,17 @@ TPRs and the localisation metrics the positives are the fakes (what a detector l
 EER are the same either way.
 """
 
+import collections
 import csv
 import dataclasses
+import itertools
 import json
 import multiprocessing
 import os
 import sys
 import time
 import traceback
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,12 +30,12 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from . import cache, media, metrics, perturb, scoring
-from .backends import load_backend
+from . import cache, media, metrics, paper, perturb, scoring
+from .backends import Remembered, choose, load_backend, stream_requests
 from .errors import SpeechForensicsError, describe, report_skip
 from .features import VIDEO_FPS
 from .files import replacing
-from .lists import Item
+from .lists import Item, official_parser_keeps
 from .pipeline import judge
 from .report import write_json
 
@@ -40,6 +43,8 @@ CSV_COLUMNS = (
     "file", "label", "category", "score", "score_untrimmed", "verdict", "offset_frames",
     "speech_seconds", "backend", "perturbation", "error",
 )  # fmt: skip
+GPU_BATCH = 8  # clips per pass through avhubert on a GPU when --batch is not given
+RUN_ONLY = ("device",)  # EvalConfig fields that do not change a result (a run may resume on a GPU)
 
 
 # --- the run: one record per video, appended as it finishes -------------------------------
@@ -56,6 +61,12 @@ class EvalConfig:
     max_seconds: float | None = media.MAX_SECONDS
     trim_silence: bool = False  # also score with leading/trailing non-speech dropped
     perturbation: str | None = None  # 'TYPE:LEVEL' (perturb.py), seeded per clip
+    calibration: str | None = None  # calibration file (None: the one found for the model)
+    device: str | None = None  # avhubert: cpu, cuda, cuda:N (None: cuda when there is one)
+    dtype: str | None = None  # avhubert: float32 (None), bfloat16, float16
+    protocol: str = "ours"  # ours, or paper: the official steps exactly (paper.py; avhubert)
+    landmarks: str | None = None  # paper: folder of official landmark JSON files
+    rois: str | None = None  # paper: folder of official mouth-ROI .mp4 + .wav pairs
 
 
 def evaluate(
@@ -66,11 +77,17 @@ def evaluate(
     workers: int = 1,
     progress: bool = False,
     debug: bool = False,
+    batch: int | None = None,
+    list_path: Path | None = None,
 ) -> dict:
     """Judge every item not yet in `out_dir`/results.jsonl, appending each record as it finishes
     (flushed and fsynced), then write scores.csv (list order), summary.json (returned) and the
     plots. Failed videos get a record with `error` set and count as failures, not as scores;
-    each is reported in one line (with `debug`, an unexpected failure's traceback too)."""
+    each is reported in one line (with `debug`, an unexpected failure's traceback too).
+    `batch` > 1: `workers` processes only prepare the clips and this process judges them, `batch`
+    clips per pass through the model (None: GPU_BATCH for avhubert on a GPU, else 1).
+    `list_path`: the list the items came from; the summary then says how many of its videos
+    the official evaluate.py would have read (lists.official_parser_keeps)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     _check_settings(out_dir, config)
@@ -78,7 +95,7 @@ def evaluate(
     todo = [item for item in items if str(item.path) not in done]
     cache_dir = Path(cache_dir) if cache_dir is not None else out_dir / "cache"
     with open(out_dir / "results.jsonl", "a", encoding="utf-8") as log:
-        for record in _records(todo, config, cache_dir, workers, progress):
+        for record in _records(todo, config, cache_dir, workers, progress, batch):
             log.write(json.dumps(record) + "\n")
             log.flush()
             os.fsync(log.fileno())
@@ -90,13 +107,16 @@ def evaluate(
     records = [done[str(item.path)] for item in items]
     write_scores(records, out_dir / "scores.csv")
     summary = summarise(records, items)
+    if list_path is not None:
+        summary["official_parser_keeps"] = official_parser_keeps(list_path)
     write_json(summary, out_dir / "summary.json")
     plot(records, summary, out_dir)
     return summary
 
 
 def _check_settings(out_dir: Path, config: EvalConfig) -> None:
-    path, settings = out_dir / "settings.json", dataclasses.asdict(config)
+    path = out_dir / "settings.json"
+    settings = {k: v for k, v in dataclasses.asdict(config).items() if k not in RUN_ONLY}
     if path.exists():
         previous = json.loads(path.read_text())
         if previous != settings:
@@ -128,11 +148,16 @@ def read_results(path: Path) -> list[dict]:
     return records
 
 
-def _records(items, config: EvalConfig, cache_dir: Path, workers: int, progress: bool):
-    """Records in list order (1 worker) or as workers finish them."""
+def _records(items, config: EvalConfig, cache_dir: Path, workers: int, progress: bool, batch=None):
+    """Records in list order (1 worker, or batched) or as workers finish them."""
     bar = _bar(len(items), progress)
+    if batch_size(config, batch) > 1:
+        for record in batched_records(items, config, cache_dir, workers, batch_size(config, batch)):
+            yield record
+            bar.update()
+        return
     if workers <= 1 or len(items) <= 1:
-        backend = _load_backend(config)
+        backend = backend_of(config)
         for item in items:
             yield judge_item(item, config, backend, cache_dir)
             bar.update()
@@ -148,8 +173,112 @@ def _bar(total: int, enabled: bool):
     return tqdm(total=total, unit="video", disable=not enabled, file=sys.stderr)
 
 
-def _load_backend(config: EvalConfig):
-    return load_backend(config.backend, config.checkpoint, config.lite_params)
+def backend_of(config: EvalConfig, calibration=None):
+    """The backend `config` names; `calibration` False: its built-in thresholds, none looked up
+    (for calibrating it)."""
+    calibration = config.calibration if calibration is None else calibration
+    return load_backend(
+        config.backend,
+        config.checkpoint,
+        config.lite_params,
+        calibration,
+        config.device,
+        config.dtype,
+        config.protocol,
+    )
+
+
+def batch_size(config: EvalConfig, batch: int | None) -> int:
+    """`batch`, else GPU_BATCH when avhubert runs on a GPU, else 1 (judged where prepared)."""
+    if config.protocol == "paper":  # one clip at a time, as the official evaluate.py
+        return 1
+    if batch is not None:
+        return max(1, batch)
+    name, _ = choose(config.backend, config.checkpoint)
+    if name != "avhubert" or (config.device or "cuda") == "cpu":
+        return 1
+    import torch  # avhubert loads it anyway
+
+    gpu = config.device is not None or torch.cuda.is_available()
+    return GPU_BATCH if gpu else 1
+
+
+# --- batched: workers prepare, this process runs the model -------------------------------------
+
+
+def batched_records(items, config: EvalConfig, cache_dir: Path, workers: int, batch: int):
+    """Records in list order: `workers` processes prepare the clips (CPU only: faces, crops,
+    audio; through the cache) while this process judges them, `batch` clips per pass through
+    the model (backends.Remembered.fill)."""
+    backend = backend_of(config)
+    prepared = prepared_clips(items, config, cache_dir, workers, backend.needs_crops)
+    while group := list(itertools.islice(prepared, batch)):
+        memory = remembered(backend, [clip for _, clip, _ in group if clip is not None])
+        for item, clip, outcome in group:
+            yield _record_of(item, config, memory, clip, outcome)
+
+
+def remembered(backend, clips: list) -> Remembered:
+    """`backend` with the streams judge will ask of `clips` computed now, in one batch."""
+    memory = Remembered(backend)
+    try:
+        memory.fill([r for clip in clips for r in stream_requests(clip)])
+    except Exception as e:  # noqa: BLE001 - each clip then computes its own and fails alone
+        warnings.warn(f"a batch of {len(clips)} clips failed ({describe(e)}); judged one by one")
+    return memory
+
+
+def prepared_clips(items, config: EvalConfig, cache_dir: Path, workers: int, crops: bool):
+    """(item, clip or None, {cached, seconds} or {error, traceback}) per item, in order; prepared
+    in `workers` processes (at most a few clips ahead) or here when `workers` <= 1."""
+    if workers <= 1 or len(items) <= 1:
+        _WORKER.update(config=config, cache_dir=cache_dir, crops=crops)
+        yield from map(_prepare_item, items)
+        return
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(workers, _start_preparer, (config, cache_dir, crops)) as pool:
+        ahead, pending = iter(items), collections.deque()
+        for item in itertools.islice(ahead, 2 * workers):
+            pending.append(pool.apply_async(_prepare_item, (item,)))
+        while pending:
+            result = pending.popleft().get()
+            for item in itertools.islice(ahead, 1):
+                pending.append(pool.apply_async(_prepare_item, (item,)))
+            yield result
+
+
+def _start_preparer(config: EvalConfig, cache_dir: Path, crops: bool) -> None:
+    cv2.setNumThreads(1)  # the workers share the cores
+    _WORKER.update(config=config, cache_dir=cache_dir, crops=crops)
+
+
+def _prepare_item(item: Item) -> tuple:
+    started, config = time.perf_counter(), _WORKER["config"]
+    try:
+        clip, cached = cache.load_prepared(
+            item.path,
+            _WORKER["cache_dir"],
+            config.max_seconds,
+            config.perturbation,
+            _WORKER["crops"],
+        )
+    except Exception as e:  # noqa: BLE001 - the record says why; the run goes on
+        return item, None, _failure(e, item)
+    return item, clip, {"cached": cached, "seconds": time.perf_counter() - started}
+
+
+def _record_of(item: Item, config: EvalConfig, backend, clip, outcome: dict) -> dict:
+    started = time.perf_counter()
+    record = _new_record(item, config)
+    if clip is None:
+        record |= outcome
+    else:
+        try:
+            _judge_into(record, clip, outcome["cached"], config, backend)
+        except Exception as e:  # noqa: BLE001 - one line in the record; the run goes on
+            record |= _failure(e, item)
+    record["seconds"] = round(time.perf_counter() - started + outcome.get("seconds", 0.0), 3)
+    return record
 
 
 _WORKER: dict = {}  # per worker process: the config, the cache folder and the loaded backend
@@ -157,7 +286,7 @@ _WORKER: dict = {}  # per worker process: the config, the cache folder and the l
 
 def _start_worker(config: EvalConfig, cache_dir: Path) -> None:
     cv2.setNumThreads(1)  # the workers share the cores
-    backend = _load_backend(config)
+    backend = backend_of(config)
     if backend.name == "avhubert":  # torch is loaded then (lipsync-lite never needs it)
         import torch
 
@@ -173,28 +302,76 @@ def judge_item(item: Item, config: EvalConfig, backend, cache_dir: Path) -> dict
     """One video's record: pipeline.judge's report (full-clip, and trimmed when asked) plus the
     label, category and settings; `error` set instead when the video cannot be judged (for
     any reason: one file never ends the run)."""
+    if config.protocol == "paper":
+        return paper_item(item, config, backend)
     started = time.perf_counter()
-    record = {"file": str(item.path), "label": item.label, "category": item.category}
-    record |= {"perturbation": config.perturbation, "error": None}
+    record = _new_record(item, config)
     try:
         perturbation = config.perturbation
         clip, cached = cache.load_prepared(
             item.path, cache_dir, config.max_seconds, perturbation, backend.needs_crops
         )
-        report = judge(clip, backend, config.threshold)
-        record |= {k: report[k] for k in REPORT_KEYS} | {"cached": cached}
-        record["score_untrimmed"] = report["score"]
-        if config.trim_silence:  # score, verdict and offset trimmed; timeline and segments not
-            trimmed, start = trim_silence(clip)
-            report = judge(trimmed, backend, config.threshold)
-            record |= {k: report[k] for k in ("score", "verdict", "offset_frames")}
-            record["trim_start_s"] = start
+        _judge_into(record, clip, cached, config, backend)
     except Exception as e:  # noqa: BLE001 - one line in the record; the run goes on
-        record["error"] = describe(e, item.path)
-        if not isinstance(e, SpeechForensicsError):
-            record["traceback"] = "".join(traceback.format_exception(e))
+        record |= _failure(e, item)
     record["seconds"] = round(time.perf_counter() - started, 3)
     return record
+
+
+def paper_item(item: Item, config: EvalConfig, backend) -> dict:
+    """One video's record under the paper's protocol (paper.judge; no cache, no perturbation)."""
+    started = time.perf_counter()
+    record = _new_record(item, config)
+    try:
+        if backend.name != "avhubert":
+            raise SpeechForensicsError("--protocol paper needs the avhubert backend: --checkpoint")
+        folders = (None if d is None else Path(d) for d in (config.landmarks, config.rois))
+        inputs = paper.PaperInputs(*folders)
+        report = paper.judge(item.path, backend.model, inputs, config.threshold)
+        record |= {k: report[k] for k in REPORT_KEYS + PAPER_KEYS}
+        record["score_untrimmed"] = report["score"]
+    except Exception as e:  # noqa: BLE001 - one line in the record; the run goes on
+        record |= _failure(e, item)
+    record["seconds"] = round(time.perf_counter() - started, 3)
+    return record
+
+
+PAPER_KEYS = ("protocol", "roi_source", "frames_video", "frames_audio", "offset_means")
+
+
+def official_parser_line(summary: dict) -> str:
+    """The printout's note on the official list parser (lists.official_parser_keeps)."""
+    kept, n = summary["official_parser_keeps"], summary["n"]
+    if kept == n:
+        return f"The official evaluate.py would read all {n} videos of this list."
+    return (
+        f"The official evaluate.py would read only {kept} of these {n} videos: it cuts each line "
+        "at its first space (split(' ')[0]) and silently skips paths that hold one."
+    )
+
+
+def _new_record(item: Item, config: EvalConfig) -> dict:
+    record = {"file": str(item.path), "label": item.label, "category": item.category}
+    return record | {"perturbation": config.perturbation, "error": None}
+
+
+def _judge_into(record: dict, clip, cached: bool, config: EvalConfig, backend) -> None:
+    report = judge(clip, backend, config.threshold)
+    record |= {k: report[k] for k in REPORT_KEYS} | {"cached": cached}
+    record["score_untrimmed"] = report["score"]
+    if config.trim_silence:  # score, verdict and offset trimmed; timeline and segments not
+        trimmed, start = trim_silence(clip)
+        report = judge(trimmed, backend, config.threshold)
+        record |= {k: report[k] for k in ("score", "verdict", "offset_frames")}
+        record["trim_start_s"] = start
+
+
+def _failure(e: Exception, item: Item) -> dict:
+    """The record's `error` (one line) and, for a failure we did not foresee, `traceback`."""
+    out = {"error": describe(e, item.path)}
+    if not isinstance(e, SpeechForensicsError):
+        out["traceback"] = "".join(traceback.format_exception(e))
+    return out
 
 
 REPORT_KEYS = (
@@ -337,13 +514,14 @@ def robustness(
     workers: int = 1,
     progress: bool = False,
     debug: bool = False,
+    batch: int | None = None,
 ) -> dict:
     """The clean run and one run per perturbation (out_dir/clean, out_dir/GB-3, ...), each an
     `evaluate`; the AUC per condition, per type averaged over its levels, their average and the
     drop from clean, in out_dir/robustness.json and robustness.md (also returned)."""
     out_dir = Path(out_dir)
     cache_dir = cache_dir or out_dir / "cache"
-    common = (cache_dir, workers, progress, debug)
+    common = (cache_dir, workers, progress, debug, batch)
     runs = {"clean": evaluate(items, out_dir / "clean", config, *common)}
     for p in conditions:
         run = dataclasses.replace(config, perturbation=p.spec)

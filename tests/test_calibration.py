@@ -134,6 +134,7 @@ def test_found_given_then_beside_then_in_the_cache(model, tmp_path, monkeypatch)
     assert beside(model).name == "params.npz.calibration.json"
     found, where = find("lipsync-lite", model, cache=cache)
     assert where == near and len(found.clips) == 31
+    assert find("lipsync-lite", model, protocol="paper", cache=cache) is None  # not its scores
     given = write(made(model, n=32), tmp_path / "given.json")
     assert find("lipsync-lite", model, given=given, cache=cache)[1] == given
     stale = write(made(model, protocol="paper"), tmp_path / "stale.json")

@@ -256,3 +256,44 @@ def test_cli_prints_the_table_and_refuses_bad_input(dev_list, tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         main(["evaluate", str(dev_list), "--out", str(tmp_path / "y"), "--perturb", "fog:1"])
     assert e.value.code == 2
+
+
+# --- batched: workers prepare, the model runs here on several clips at once -------------------
+
+
+@pytest.mark.parametrize(
+    "name", ["small_pretrain", pytest.param("base_pretrain", marks=pytest.mark.slow)]
+)
+def test_batched_judging_gives_the_scores_of_judging_one_by_one(
+    name, dev_list, fixture_checkpoints, tmp_path
+):
+    """--batch 3 with 2 preparing workers (the GPU path, here on the CPU) against each clip
+    judged alone where it was prepared: the same records, scores to float rounding."""
+    items = read_list(dev_list) + [Item(DEV / "missing.mp4", 1, "real")]
+    config = EvalConfig(backend="avhubert", checkpoint=str(fixture_checkpoints(name)))
+    assert evaluate.batch_size(config, None) == 1  # no GPU here: judged where prepared
+    cached = tmp_path / "cache"
+    one = evaluate.evaluate(items, tmp_path / "one", config, cached, batch=1)
+    many = evaluate.evaluate(items, tmp_path / "many", config, cached, workers=2, batch=3)
+    assert one["failures"] == many["failures"] == 1
+    rows = _scores(tmp_path / "one"), _scores(tmp_path / "many")
+    assert [r["file"] for r in rows[0]] == [r["file"] for r in rows[1]]
+    for a, b in zip(*rows, strict=True):
+        assert (a["score"] == "") == (b["score"] == "") and a["verdict"] == b["verdict"]
+        if a["score"]:
+            assert float(b["score"]) == pytest.approx(float(a["score"]), abs=1e-5)
+            assert a["offset_frames"] == b["offset_frames"]
+
+
+def test_cli_runs_avhubert_in_bfloat16_on_the_cpu(dev_list, fixture_checkpoints, tmp_path, capsys):
+    checkpoint = str(fixture_checkpoints("small_pretrain"))
+    out = tmp_path / "out"
+    args = ["evaluate", dev_list, "--out", out, "--checkpoint", checkpoint, "--quiet"]
+    assert main([*args, "--device", "cpu", "--dtype", "bfloat16", "--batch", "2"]) == 0
+    settings = json.loads((out / "settings.json").read_text())
+    assert settings["dtype"] == "bfloat16" and "device" not in settings  # resumable elsewhere
+    rows = _scores(out)
+    assert len(rows) == 4 and all(r["backend"] == "avhubert" and r["score"] for r in rows)
+    args[3] = tmp_path / "other"
+    assert main([*args, "--dtype", "float16", "--device", "cpu"]) == 1
+    assert "--dtype float16 needs a GPU" in capsys.readouterr().err

@@ -249,3 +249,29 @@ def test_cli_names_the_extra_when_fastapi_is_missing(monkeypatch, capsys):
         "speechforensics: error: speechforensics serve needs fastapi: "
         "pip install 'speechforensics[serve]'\n"
     )
+
+
+def test_cli_serves_avhubert_in_bfloat16_with_its_calibration(
+    tmp_path, monkeypatch, fixture_checkpoints
+):
+    """serve --checkpoint --device cpu --dtype bfloat16 --calibration: uploads get verdicts."""
+    from speechforensics import calibration
+    from speechforensics.cli import main
+
+    checkpoint = fixture_checkpoints("small_pretrain")
+    scores = {f"c{i}.mp4": ("0" * 64, 0.1 * i) for i in range(6)}
+    fitted = calibration.fit(scores, {}, [])
+    made = calibration.make("avhubert", checkpoint, "ours", fitted)
+    calibrated = calibration.write(made, tmp_path / "c.json")
+    seen = {}
+    monkeypatch.setattr(serve, "serve", lambda config: seen.update(config=config))
+    args = ["serve", "--checkpoint", checkpoint, "--calibration", calibrated, "--data", tmp_path]
+    assert main([*args, "--device", "cpu", "--dtype", "bfloat16"]) == 0
+    config = seen["config"]
+    assert (config.device, config.dtype, config.calibration) == ("cpu", "bfloat16", calibrated)
+    with TestClient(serve.create_app(config), base_url=BASE) as c:
+        info = c.get("/api/info").json()
+        assert info["backend"] == "avhubert" and info["threshold"] == made.clip_threshold
+        job = wait(c, upload(c, need(DEV / CLIP)).json()["id"])
+        assert job["status"] == "done", job["error"]
+        assert job["verdict"] in ("real", "fake") and job["threshold"] == made.clip_threshold
