@@ -20,11 +20,16 @@ Video (DeeperForensics-1.0 `perturbation/`, same names and parameters):
 
 Video, everyday (not in the paper):
 - `scale` down-scaling to a frame height of 720, 480, 360, 240, 180 px (smaller frames kept).
+- `fps` frame-rate conversion: a camera at 24, 20, 15, 12, 10 frames per second shown at 25 (each
+  output frame repeats the latest frame that camera would have captured: frames repeated, the
+  motion in steps), as a low-rate recording converted to 25 fps.
 
 Audio (not in the paper; what users meet every day):
 - `noise` white Gaussian noise at an SNR of 30, 20, 10, 5, 0 dB (against the clip's RMS).
 - `mp3` / `aac` re-encoding at 64, 32, 24, 16, 8 kbit/s.
 - `resample` down to 12, 8, 6, 4, 3 kHz and back to 16 kHz.
+- `reverb` a room: the audio convolved with an impulse response of exponentially decaying noise,
+  reverberation time (RT60) 0.2, 0.4, 0.6, 0.9, 1.2 s, the direct sound kept; level kept.
 """
 
 import io
@@ -49,14 +54,16 @@ PARAMETERS = {  # level 1 ... 5, as DeeperForensics-1.0's get_distortion_paramet
     "JPEG": (2, 3, 4, 5, 6),  # pixelation factor
     "VC": (30, 32, 35, 38, 40),  # H.264 CRF
     "scale": (720, 480, 360, 240, 180),  # px: frame height after down-scaling (never up)
+    "fps": (24, 20, 15, 12, 10),  # frames per second of the simulated camera
     "noise": (30, 20, 10, 5, 0),  # dB SNR
     "mp3": (64, 32, 24, 16, 8),  # kbit/s
     "aac": (64, 32, 24, 16, 8),  # kbit/s
     "resample": (12000, 8000, 6000, 4000, 3000),  # Hz
+    "reverb": (0.2, 0.4, 0.6, 0.9, 1.2),  # s: time for the room's echo to decay by 60 dB
 }
 VIDEO_KINDS = ("CS", "CC", "BW", "GNC", "GB", "JPEG", "VC")
-EVERYDAY_VIDEO_KINDS = ("scale",)  # not in the paper: what sharing sites do to uploads
-AUDIO_KINDS = ("noise", "mp3", "aac", "resample")
+EVERYDAY_VIDEO_KINDS = ("scale", "fps")  # not in the paper: what sharing sites do to uploads
+AUDIO_KINDS = ("noise", "mp3", "aac", "resample", "reverb")
 LEVELS = 5
 BLOCK_PX = 8  # side of a BW block
 BLOCK_GREY = 128  # value of a BW block
@@ -67,6 +74,9 @@ Y_RANGE, C_RANGE, RANGE_OFFSET = 219.0, 224.0, 16.0
 CHROMA_GREY = (0.5 * 255 - RANGE_OFFSET) / C_RANGE  # chroma the CS change pulls towards
 ENCODE_WIDTH_MULTIPLE = 64  # px: VC encodes frames this much wider (see _padded)
 ALIGN_SAMPLES = 4096  # max codec delay searched when lining re-encoded audio up again
+REVERB_GAP_S = 0.005  # s between the direct sound and the start of the echo
+REVERB_TAIL_GAIN = 0.03  # amplitude of the echo's first sample against the direct sound (its
+# energy is then that of the direct sound at an RT60 of 0.9 s)
 
 
 @dataclass(frozen=True)
@@ -100,6 +110,8 @@ class Perturbation:
         """The frames, distorted (audio kinds: unchanged)."""
         if self.kind == "VC":
             return decompress(*compress(frames, int(self.parameter)))
+        if self.kind == "fps":
+            return held_frames(frames, self.parameter)
         if not self.is_video:
             return iter(frames)
         return (self.frame(f, i) for i, f in enumerate(frames))
@@ -137,6 +149,8 @@ class Perturbation:
                 return reencode(audio, "aac", "adts", int(p))
             case "resample":
                 return resample(audio, int(p))
+            case "reverb":
+                return reverberate(audio, p, np.random.default_rng([self.seed, 1 << 31]))
         return audio
 
 
@@ -215,6 +229,18 @@ def downscale(rgb: np.ndarray, height: int) -> np.ndarray:
     return cv2.resize(rgb, (width, height), interpolation=cv2.INTER_AREA)
 
 
+def held_frames(frames, fps: float) -> Iterator[np.ndarray]:
+    """fps: each 25 fps frame replaced by the latest one a camera running at `fps` captured (the
+    camera's k-th picture is the 25 fps frame at or after k / fps s)."""
+    held, capture = None, 0
+    for i, rgb in enumerate(frames):
+        if i >= capture * VIDEO_FPS / fps - 1e-9:  # the camera takes a picture now
+            held, capture = rgb, capture + 1
+            while capture * VIDEO_FPS / fps <= i + 1e-9:  # faster than 25 fps: skip the rest
+                capture += 1
+        yield held
+
+
 def pixelate(rgb: np.ndarray, factor: int) -> np.ndarray:
     """JPEG (as DeeperForensics names it): bilinear down-scaling by `factor` and back."""
     h, w = rgb.shape[:2]
@@ -272,6 +298,22 @@ def add_noise(audio: np.ndarray, snr_db: float, rng: np.random.Generator) -> np.
     rms = float(np.sqrt(np.mean(np.square(audio, dtype=np.float64))))
     noise = rng.standard_normal(len(audio)) * rms * 10 ** (-snr_db / 20)
     return np.clip(audio + noise, -1, 1).astype(np.float32)
+
+
+def reverberate(audio: np.ndarray, rt60: float, rng: np.random.Generator) -> np.ndarray:
+    """reverb: `audio` convolved with a unit direct sound plus exponentially decaying white noise
+    that falls 60 dB in `rt60` s (starting 5 ms after the direct sound), scaled back to the
+    clip's RMS."""
+    n = int(rt60 * SAMPLE_RATE)
+    t = np.arange(n) / SAMPLE_RATE
+    tail = rng.standard_normal(n) * 10 ** (-3 * t / rt60) * REVERB_TAIL_GAIN
+    response = np.concatenate([[1.0], np.zeros(int(REVERB_GAP_S * SAMPLE_RATE)), tail])
+    size = 1 << int(np.ceil(np.log2(len(audio) + len(response))))
+    wet = np.fft.irfft(np.fft.rfft(audio, size) * np.fft.rfft(response, size), size)[: len(audio)]
+    rms_in = np.sqrt(np.mean(np.square(audio, dtype=np.float64)))
+    rms_out = np.sqrt(np.mean(np.square(wet)))
+    wet *= rms_in / rms_out if rms_out > 0 else 1.0
+    return np.clip(wet, -1, 1).astype(np.float32)
 
 
 def reencode(audio: np.ndarray, codec: str, container: str, kbps: int) -> np.ndarray:

@@ -1,5 +1,7 @@
 """perturb.py: every distortion changes frames (or audio) as specified, and deterministically."""
 
+import itertools
+
 import cv2
 import numpy as np
 import pytest
@@ -145,6 +147,29 @@ def test_resampling_removes_what_the_low_rate_cannot_hold():
     assert _band(out, 4500, 5500) < 0.01 * _band(audio, 4500, 5500)
     assert _band(out, 400, 480) > 0.8 * _band(audio, 400, 480)
     assert np.corrcoef(out[4000:-4000], audio[4000:-4000])[0, 1] > 0.8
+
+
+def test_frame_rate_conversion_repeats_the_frames_a_slower_camera_took(frames):
+    numbered = [np.full((4, 4, 3), i, np.uint8) for i in range(50)]
+    shown = [int(f[0, 0, 0]) for f in Perturbation("fps", 4).frames(numbered)]  # a 12 fps camera
+    assert len(shown) == 50 and shown[:7] == [0, 0, 0, 3, 3, 5, 5]
+    assert len(set(shown)) == 24 and all(b >= a for a, b in itertools.pairwise(shown))
+    assert all(s <= i for i, s in enumerate(shown))  # never a frame from the future
+    order = [int(f[0, 0, 0]) for f in Perturbation("fps", 1).frames(numbered[: len(frames)])]
+    assert len(set(order)) == len(frames) - 2  # 24 fps: one frame a second repeated (1.2 s)
+    real = list(Perturbation("fps", 1).frames(frames))
+    assert all(np.array_equal(r, frames[i]) for r, i in zip(real, order, strict=True))
+
+
+def test_reverb_keeps_level_and_timing_and_smears_with_the_room():
+    audio = _tones()
+    out = [Perturbation("reverb", level, seed=3).audio(audio) for level in (1, 5)]
+    for o in out:
+        assert o.shape == audio.shape and o.dtype == np.float32
+        assert np.sqrt(np.mean(o**2)) == pytest.approx(np.sqrt(np.mean(audio**2)), rel=0.05)
+    corr = [np.corrcoef(o, audio)[0, 1] for o in out]
+    assert corr[0] > corr[1] > 0.3  # a longer echo smears more; the direct sound stays
+    np.testing.assert_array_equal(Perturbation("reverb", 5, seed=3).audio(audio), out[1])
 
 
 def test_parse_and_the_35():
