@@ -1,10 +1,12 @@
 """lipsync-lite on the dev clips, honestly: every genuine clip judged by a model that never saw it.
 
-The shipped model is fitted on all 29 genuine dev clips, so judging those clips (or forgeries
-built from them) with it would flatter it. Here the genuine clips are split into fit_lite.FOLDS
-folds by clip (each genuine dev clip shows a different person); a genuine clip, and every
-constructed forgery made from it, is judged by the model fitted on the other folds. The real
-forgeries, never used in fitting, are judged by the shipped model. Prints, as Markdown:
+The shipped model is fitted on the genuine dev clips (and those of --fit lists), so judging
+those clips (or forgeries built from them) with it would flatter it. Here the sources of the
+genuine clips are split into fit_lite.FOLDS folds (fit_lite.folds: a source is held out whole);
+a genuine dev clip, and every constructed forgery made from it, is judged by the model fitted on
+the other folds (with the --fit lists' clips of other sources, and the distorted copies, as the
+shipped model is fitted). The real forgeries, never used in fitting, are judged by the shipped
+model. Prints, as Markdown:
 
 1. constructed forgeries (`speechforensics make-fakes`) by kind: AUC against the held-out
    genuine clips with a bootstrap 95 % interval, the share called fake at the shipped threshold,
@@ -15,7 +17,8 @@ forgeries, never used in fitting, are judged by the shipped model. Prints, as Ma
    (clip length, face size) as AUCs of their own.
 
     speechforensics make-fakes ../shared/media/dev FAKES
-    python scripts/lite_dev_tables.py ../shared/media/dev FAKES [--perturb GB:3]
+    python scripts/lite_dev_tables.py ../shared/media/dev FAKES \
+        [--fit ../shared/media/fit/MANIFEST.tsv] [--cache DIR] [--perturb GB:3]
 """
 
 import argparse
@@ -44,13 +47,15 @@ def judged(path: Path, backend, perturbation) -> dict | None:
         return None
 
 
-def genuine_results(dev: Path, perturbation) -> tuple[dict, dict]:
-    """Held-out results of the genuine clips, and each clip's fold model (by file name)."""
-    paths = [i.path for i in read_list(dev / "MANIFEST.tsv") if i.label == 1]
-    clips = fit_lite.read_genuine(paths)
+def genuine_results(dev: Path, perturbation, fit_lists, cache) -> tuple[dict, dict]:
+    """Held-out results of the genuine dev clips, and each one's fold model (by file name)."""
+    own = fit_lite.list_sources(dev / "MANIFEST.tsv")
+    more = [s for path in fit_lists for s in fit_lite.list_sources(path)]
+    clips = fit_lite.read_genuine(own + more, cache_dir=cache)
+    names = {path.name for path, _ in own}
     results, models = {}, {}
     for held, model in fit_lite.folds(clips):
-        for clip in held:
+        for clip in (c for c in held if c.name in names):
             models[clip.name] = model
             results[clip.name] = judged(dev / clip.name, LiteBackend(model), perturbation)
     return results, models
@@ -145,9 +150,11 @@ def main() -> None:
     parser.add_argument("--perturb", help="TYPE:LEVEL applied to every clip (perturb.py)")
     parser.add_argument("--kinds", nargs="+", help="constructed kinds to judge (default: all)")
     parser.add_argument("--no-real-forgeries", action="store_true")
+    parser.add_argument("--fit", type=Path, nargs="*", default=[], help="more genuine lists")
+    parser.add_argument("--cache", type=Path, help="preprocessing cache of the genuine clips")
     args = parser.parse_args()
     perturbation = perturb.parse(args.perturb) if args.perturb else None
-    real, models = genuine_results(args.dev, perturbation)
+    real, models = genuine_results(args.dev, perturbation, args.fit, args.cache)
     genuine = [r["score"] for r in real.values() if r is not None]
     print(
         f"genuine held out: {len(genuine)}, called fake: {np.mean(np.r_[genuine] < THRESHOLD):.0%}"

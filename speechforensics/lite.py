@@ -28,10 +28,11 @@ from .features import SAMPLES_PER_FRAME, log_filterbank, stack_frames
 
 CONTEXT_FRAMES = 3  # frames either side stacked with each frame (7 frames, 0.28 s)
 CANONICAL_DIMS = 6  # canonical directions kept: the width of both streams
-REGULARISATION = 1.0  # share of the mean variance added to each covariance's diagonal
+REGULARISATION = 3.0  # share of the mean variance added to each covariance's diagonal
 STD_FLOOR = 1e-6  # floor of a standard deviation (a measure that never moves)
+FRAME_MEDIAN_FRAMES = 25  # frames (1 s): running median of the face frame's size and angle
 PARAMS = Path(__file__).parent / "data" / "lipsync_lite.npz"
-FORMAT = 1  # version of the parameter file's layout
+FORMAT = 2  # version of the parameter file's layout and inputs (2: face frame of medians)
 
 # The face frame: nose tip at the origin, outer eye corners (36, 45) on the x axis, 1 apart.
 NOSE_TIP, EYE_CORNERS = 33, (36, 45)
@@ -48,14 +49,25 @@ MEASURES = len(DISTANCES) + len(HEIGHTS) + 2
 
 
 def face_frame(landmarks: np.ndarray) -> np.ndarray:
-    """[T, 68, 2] landmarks moved, rotated and scaled into the face frame."""
+    """[T, 68, 2] landmarks moved, rotated and scaled into the face frame. The eye line's length
+    and angle are running medians over FRAME_MEDIAN_FRAMES: a head turns and a camera zooms
+    slower than that, while the eye corners of a small, blurred or sunglassed face jitter from
+    frame to frame (and would shake every lip measure with them)."""
     left, right = landmarks[:, EYE_CORNERS[0]], landmarks[:, EYE_CORNERS[1]]
     eyes = right - left
-    scale = np.maximum(np.linalg.norm(eyes, axis=1), STD_FLOOR)
-    cos, sin = eyes[:, 0] / scale, eyes[:, 1] / scale
+    scale = running_median(np.maximum(np.linalg.norm(eyes, axis=1), STD_FLOOR))
+    angle = running_median(np.unwrap(np.arctan2(eyes[:, 1], eyes[:, 0])))
+    cos, sin = np.cos(angle), np.sin(angle)
     rotation = np.stack([np.stack([cos, sin], -1), np.stack([-sin, cos], -1)], -2)  # by -angle
     centred = landmarks - landmarks[:, NOSE_TIP : NOSE_TIP + 1]
     return np.einsum("tij,tkj->tki", rotation, centred) / scale[:, None, None]
+
+
+def running_median(x: np.ndarray, size: int = FRAME_MEDIAN_FRAMES) -> np.ndarray:
+    """[T] median of each value and the size // 2 before and after it (ends repeated)."""
+    half = min(size // 2, len(x) - 1) if len(x) else 0
+    padded = np.pad(x, half, mode="edge")
+    return np.median(np.lib.stride_tricks.sliding_window_view(padded, 2 * half + 1), axis=1)
 
 
 def lip_measures(landmarks: np.ndarray) -> np.ndarray:
