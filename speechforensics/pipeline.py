@@ -201,6 +201,8 @@ def judge(clip: Prepared, backend: Backend, threshold: float | None = None) -> d
     limits = thresholds_of(backend)
     if threshold is None:
         threshold = limits.clip
+    elif threshold != limits.clip:  # a threshold given by hand: that alone, no doubt band
+        limits = scoring.Thresholds(threshold, limits.turns, limits.segment)
     search: scoring.Search = backend.search
     speech = scoring.speech_frames(clip.audio)
     shots = clip.shots or [(0, clip.info.frames)]
@@ -232,12 +234,14 @@ def judge(clip: Prepared, backend: Backend, threshold: float | None = None) -> d
     ]
     single = len({(t.face, t.shot) for t in turns}) == 1  # one speaker in one shot
     score = score if single else _mean_turn_score(reported, score)
-    verdict, decided = _video_verdict(score, threshold, reported, single)
+    verdict, decided = _video_verdict(score, limits, reported, single)
     summary = {
         "file": str(clip.info.path),
         "score": score,
         "verdict": verdict,
         "threshold": threshold,
+        "uncertain_band": None if limits.doubt is None else list(limits.doubt),
+        "error_rates": limits.error_rates(score),
         "decided_by": decided,
         "offset_frames": offset,
         "offset_ms": scoring.offset_ms(offset),
@@ -368,18 +372,19 @@ def _mean_turn_score(turns: list[dict], whole: float) -> float:
     return float(np.average([t["score"] for t in judged], weights=weights))
 
 
-def _video_verdict(score: float, threshold: float | None, turns: list[dict], single: bool):
+def _video_verdict(score: float, limits, turns: list[dict], single: bool):
     """fake when any judged turn is out of agreement (under its turn threshold; `decided_by`
     names the worst such turn); else, for one speaker in one shot (or when no turn could be
-    judged on its own), when the video's score is under the clip threshold."""
-    if threshold is None:
+    judged on its own), the clip verdict of the video's score (scoring.Thresholds.verdict:
+    real, fake, or uncertain near the clip threshold)."""
+    if limits.clip is None:
         return "inconclusive", None
     fakes = [t for t in turns if t["verdict"] == "fake"]
     if fakes:
         worst = min(fakes, key=lambda t: t["score"])
         return "fake", {k: worst[k] for k in ("start_s", "end_s", "face", "score")}
     if single or all(t["score"] is None for t in turns):
-        return _verdict(score, threshold), None
+        return limits.verdict(score), None
     return "real", None
 
 

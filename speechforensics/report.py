@@ -80,7 +80,10 @@ def write_image(image: np.ndarray, path: str | Path) -> Path:
 # One video's report: a figure (--plot) and a self-contained page (--html)
 
 STRIP_CROPS = 12  # mouth crops in a report's strip
-REPORT_FIELDS = ("verdict", "score", "threshold", "backend", "offset_frames", "offset_ms")
+REPORT_FIELDS = (
+    "verdict", "score", "threshold", "uncertain_band", "error_rates", "backend", "offset_frames",
+    "offset_ms",
+)  # fmt: skip
 REPORT_FIELDS += ("decided_by", "speech_seconds", "duration_s", "segments")
 
 
@@ -105,6 +108,21 @@ def plot_png(result: dict, crops: np.ndarray | None) -> bytes:
 def _headline(result: dict) -> str:
     score = "too little speech" if result["score"] is None else f"score {result['score']:.3f}"
     return f"{Path(result['file']).name}: {result['verdict']} ({score}, {result['backend']})"
+
+
+def doubt_line(result: dict) -> str | None:
+    """For an `uncertain` verdict: the band and how often either call would be wrong."""
+    band, rates = result.get("uncertain_band"), result.get("error_rates")
+    if result["verdict"] != "uncertain" or band is None:
+        return None
+    line = f"the score lies between {band[0]:.3f} and {band[1]:.3f}, where the evidence is unclear"
+    if rates:
+        line += (
+            f": calling it fake would be wrong for {rates['genuine_at_or_below']:.0%} of "
+            f"genuine clips (they score this low or lower), calling it real for "
+            f"{rates['forged_at_or_above']:.0%} of forged ones (this high or higher)"
+        )
+    return line
 
 
 def _plot_timeline(ax, result: dict) -> None:
@@ -168,7 +186,7 @@ def _plot_strip(ax, crops: np.ndarray | None) -> None:
 def html_page(result: dict, png: bytes) -> str:
     """A self-contained page (the figure inlined) with the verdict and every number."""
     rows = "".join(
-        f"<tr><th>{html.escape(k)}</th><td>{html.escape(_cell(result[k]))}</td></tr>"
+        f"<tr><th>{html.escape(k)}</th><td>{html.escape(_cell(result.get(k)))}</td></tr>"
         for k in REPORT_FIELDS
     )
     tracks = "".join(f"<li>{html.escape(json.dumps(t))}</li>" for t in result["tracks"])
@@ -182,6 +200,7 @@ def html_page(result: dict, png: bytes) -> str:
 th{{text-align:left;padding-right:1em}}img{{max-width:100%}}
 tr.fake td{{color:#c0392b;font-weight:bold}}</style></head><body>
 <h1>{html.escape(_headline(result))}</h1>
+{f"<p><b>Uncertain:</b> {html.escape(doubt)}.</p>" if (doubt := doubt_line(result)) else ""}
 <p>Higher scores mean the lips agree more with the voice. The verdict compares the score of the
 face that best matches the voice with the backend's threshold, set on genuine videos only.</p>
 <img alt="sync timeline, offset curve and mouth crops" src="data:image/png;base64,{image}">

@@ -81,11 +81,20 @@ MIN_SEGMENT_SECONDS = 1.0  # s: one timeline window
 class Thresholds:
     """One backend's verdict thresholds: the clip's, the turns' by seconds of speech (as
     TURN_THRESHOLDS), the timeline segments'. None or () where not known. A backend carries the
-    built-in ones (`thresholds(name)`) or those of a calibration file (calibration.py)."""
+    built-in ones (`thresholds(name)`) or those of a calibration file (calibration.py).
+
+    `doubt`: the clip scores, around the clip threshold, that say neither real nor fake (what
+    the threshold itself is not sure of: its spread over genuine footage from sources never
+    seen in fitting); a clip scoring there is `uncertain`. `genuine` and `forged`: held-out clip
+    scores of genuine and forged (swapped-voice) clips, from which `error_rates` reads how often
+    either call would be wrong at a score."""
 
     clip: float | None = None
     turns: tuple[tuple[float, float], ...] = ()  # (s of speech, threshold), by length
     segment: float | None = None
+    doubt: tuple[float, float] | None = None  # [low, high): clip scores called uncertain
+    genuine: tuple[float, ...] = ()  # held-out scores of genuine clips
+    forged: tuple[float, ...] = ()  # held-out scores of forged clips
 
     def turn(self, speech_seconds: float) -> float | None:
         """The threshold of a turn with this much speech (None: none known, or too short)."""
@@ -93,6 +102,25 @@ class Thresholds:
             return None
         seconds, thresholds = zip(*self.turns, strict=True)
         return float(np.interp(speech_seconds, seconds, thresholds))
+
+    def verdict(self, score: float) -> str:
+        """real, fake, uncertain (inside `doubt`) or inconclusive (no clip threshold)."""
+        if self.clip is None:
+            return "inconclusive"
+        if self.doubt is not None and self.doubt[0] <= score < self.doubt[1]:
+            return "uncertain"
+        return "real" if score >= self.clip else "fake"
+
+    def error_rates(self, score: float) -> dict | None:
+        """At `score`: the share of held-out genuine clips scoring as low or lower (how often
+        calling it fake would be wrong) and of forged clips scoring as high or higher (how often
+        calling it real would be); None where no held-out scores are known."""
+        if not self.genuine or not self.forged:
+            return None
+        return {
+            "genuine_at_or_below": float(np.mean(np.asarray(self.genuine) <= score)),
+            "forged_at_or_above": float(np.mean(np.asarray(self.forged) >= score)),
+        }
 
 
 def thresholds(backend: str) -> Thresholds:

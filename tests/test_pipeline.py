@@ -113,7 +113,8 @@ def test_faceless_clip_from_the_cli(tmp_path):
 RESULT_KEYS = {
     "file", "score", "verdict", "threshold", "offset_frames", "offset_ms", "speech_seconds",
     "backend", "backend_about", "face", "tracks", "timeline", "segments", "offset_curve",
-    "duration_s", "warnings", "error", "decided_by", "shots", "turns",
+    "duration_s", "warnings", "error", "decided_by", "shots", "turns", "uncertain_band",
+    "error_rates",
 }  # fmt: skip
 
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from speechforensics.errors import SpeechForensicsError
-from speechforensics.report import contact_sheet, html_page, plot_png, write_image
+from speechforensics.report import contact_sheet, doubt_line, html_page, plot_png, write_image
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -49,6 +49,19 @@ def test_plot_and_page(crops):
     assert page.startswith("<!doctype html>") and "data:image/png;base64," in page
     assert "&lt;clip&gt;.mp4" in page and "<clip>" not in page and "a &lt;warning&gt;" in page
     assert "<td>1.8–3.6 s</td><td>face 1</td>" in page and '<tr class="fake">' in page
+
+
+def test_an_uncertain_verdict_shows_its_band_and_both_error_rates():
+    doubtful = result() | {
+        "verdict": "uncertain",
+        "uncertain_band": [0.25, 0.35],
+        "error_rates": {"genuine_at_or_below": 0.04, "forged_at_or_above": 0.12},
+    }
+    line = doubt_line(doubtful)
+    assert "0.250 and 0.350" in line and "4% of genuine" in line and "12% of forged" in line
+    assert doubt_line(result()) is None  # real: nothing to doubt
+    page = html_page(doubtful, plot_png(doubtful, None))
+    assert "<b>Uncertain:</b>" in page and "12% of forged" in page
 
 
 def test_plot_without_threshold_or_score():

@@ -10,6 +10,7 @@ from speechforensics.errors import SpeechForensicsError
 from speechforensics.scoring import (
     MAX_SHIFT_FRAMES,
     MIN_SPEECH_SECONDS,
+    Thresholds,
     Window,
     best_offset,
     gated_score,
@@ -219,3 +220,15 @@ def test_vad_on_dev_clips(name):
     seconds = audio.size / SR
     ours, reference = speech_seconds(speech_frames(audio)), manifest_speech_seconds(name)
     assert abs(ours - reference) <= 0.3 * seconds, (ours, reference, seconds)
+
+
+def test_thresholds_verdict_with_a_doubt_band_and_error_rates():
+    limits = Thresholds(clip=0.3, doubt=(0.25, 0.35))
+    assert [limits.verdict(s) for s in (0.1, 0.25, 0.3, 0.349, 0.35)] == [
+        "fake", "uncertain", "uncertain", "uncertain", "real"
+    ]  # fmt: skip
+    assert Thresholds(clip=0.3).verdict(0.29) == "fake"
+    assert Thresholds().verdict(0.9) == "inconclusive"
+    assert limits.error_rates(0.3) is None  # no held-out scores known
+    known = Thresholds(0.3, genuine=(0.2, 0.4, 0.5, 0.6), forged=(0.0, 0.1, 0.3, 0.35))
+    assert known.error_rates(0.3) == {"genuine_at_or_below": 0.25, "forged_at_or_above": 0.5}

@@ -186,6 +186,7 @@ async function update(card, job) {
 const VERDICTS = {
   real: "The lips match the voice: no sign of forgery found",
   fake: "The lips do not match the voice: likely forged",
+  uncertain: "Uncertain: the score is too close to the threshold to call either way",
   inconclusive: "Inconclusive: this backend has no calibrated threshold",
 };
 
@@ -197,7 +198,19 @@ function drawResult(card, job) {
   verdict.textContent = VERDICTS[r.verdict] || r.verdict;
   verdict.className = "verdict " + r.verdict;
   const threshold = r.threshold === null ? "no threshold" : `threshold ${r.threshold.toFixed(3)}`;
-  $(".score", el).textContent = `Score ${r.score.toFixed(3)} (${threshold}; ${r.backend} backend)`;
+  let doubt = "";
+  if (r.verdict === "uncertain" && r.uncertain_band) {
+    const [low, high] = r.uncertain_band;
+    doubt = `. Scores from ${low.toFixed(3)} to ${high.toFixed(3)} are uncertain`;
+    if (r.error_rates) {
+      const pct = (v) => `${Math.round(100 * v)} %`;
+      doubt += `: calling it fake would be wrong for ${pct(r.error_rates.genuine_at_or_below)} ` +
+        `of genuine clips, calling it real for ${pct(r.error_rates.forged_at_or_above)} of ` +
+        "forged ones";
+    }
+  }
+  $(".score", el).textContent =
+    `Score ${r.score.toFixed(3)} (${threshold}; ${r.backend} backend)${doubt}`;
   $(".meaning", el).textContent = "The score is how well the lips agree with the voice, averaged " +
     "over the speech (higher: more agreement). The threshold is set on genuine videos only: 5 % " +
     "of genuine videos score below it. " + (job.about ? `What this backend sees: ${job.about}` : "");
