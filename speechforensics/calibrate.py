@@ -8,6 +8,12 @@ scored on its own span as judge scores a turn (the turn thresholds, as
 scripts/turn_thresholds.py set lipsync-lite's), and its timeline windows (the segment
 threshold). calibration.fit makes the thresholds and the file records what they were made from.
 No forgery is used: the method asks for none.
+
+Under the paper's protocol (EvalConfig.protocol "paper": avhubert, paper.py) each clip is scored
+as `evaluate --protocol paper` scores it (evaluate.judge_items -> paper_item: the official steps,
+official landmark or mouth-ROI files where given). That protocol scores whole clips only (every
+frame, no speech gating, no turns, no timeline), so its calibration has a clip threshold and no
+turn or segment thresholds.
 """
 
 import itertools
@@ -17,8 +23,16 @@ from pathlib import Path
 import numpy as np
 
 from . import calibration, scoring, speakers
+from .backends import choose, torch_settings
 from .errors import SpeechForensicsError, describe, report_skip
-from .evaluate import EvalConfig, backend_of, batch_size, prepared_clips, remembered
+from .evaluate import (
+    EvalConfig,
+    backend_of,
+    batch_size,
+    judge_items,
+    prepared_clips,
+    remembered,
+)
 from .files import file_hash
 from .lists import VIDEO_SUFFIXES, Item, read_list
 from .pipeline import face_evidence, judge, track_excerpt, turn_evidence
@@ -47,17 +61,18 @@ def calibrate(
     workers: int = 1,
     batch: int | None = None,
     false_alarm: float = calibration.FALSE_ALARM,
-    protocol: str = calibration.DEFAULT_PROTOCOL,
     progress: bool = False,
 ) -> tuple[calibration.Calibration, Path]:
     """Score the genuine `items` with the backend `config` describes and write the calibration
     to `out` (default: the cache, where detect finds it by the model's SHA-256). A clip that
     cannot be judged is reported in one line, listed in the file's `skipped`, and left out.
-    `config` (evaluate's): backend, model, device, dtype, max_seconds. Returns the calibration
-    and where it was written."""
+    `config` (evaluate's): backend, model, device, dtype, max_seconds, protocol (with paper:
+    landmarks, rois). Returns the calibration and where it was written."""
     config = config or EvalConfig()
     if not 0 < false_alarm < 0.5:
         raise SpeechForensicsError(f"false-alarm rate {false_alarm:g}: choose one in (0, 0.5)")
+    if config.protocol == "paper":
+        return _calibrate_paper(items, config, out, workers, false_alarm, progress)
     backend = backend_of(config, calibration=False)  # its own thresholds play no part
     model = getattr(backend, "model_file", None)
     if model is None:
@@ -72,9 +87,52 @@ def calibrate(
     )
     settings = {"device": getattr(backend, "device", "cpu"), "max_seconds": config.max_seconds}
     settings["dtype"] = str(getattr(backend, "dtype", "float64")).removeprefix("torch.")
-    made = calibration.make(backend.name, model, protocol, fitted, evidence["skipped"], settings)
+    made = calibration.make(
+        backend.name, model, config.protocol, fitted, evidence["skipped"], settings
+    )
     where = out or calibration.in_cache(backend.name, made.model_sha256)
     return made, calibration.write(made, where)
+
+
+def _calibrate_paper(
+    items: list[Item], config: EvalConfig, out: Path | None, workers: int, false_alarm, progress
+) -> tuple[calibration.Calibration, Path]:
+    """`calibrate` under the paper's protocol: each clip's paper score (evaluate.judge_items,
+    which loads the model in this process or in each of `workers`), a clip threshold only."""
+    from .paper import PAPER_SECONDS
+
+    name, checkpoint = choose(config.backend, config.checkpoint)
+    if name != "avhubert" or not checkpoint:
+        raise SpeechForensicsError("--protocol paper needs the avhubert backend: --checkpoint FILE")
+    scores, skipped = {}, []
+    no_cache = Path()  # paper_item prepares each clip afresh, as the official code does
+    records = judge_items(items, config, no_cache, workers, progress, calibration=False)
+    for item, record in zip(items, _in_order(records, items), strict=True):
+        if record["error"]:
+            report_skip(record["error"])
+            skipped.append({"file": item.path.name, "error": record["error"]})
+        else:
+            scores[item.path.name] = (file_hash(item.path), record["score"])
+    fitted = calibration.fit(scores, {}, [], false_alarm)  # no turns, no timeline windows
+    device, dtype = torch_settings(config.device, config.dtype)
+    settings = {"device": device, "dtype": str(dtype).removeprefix("torch.")}
+    settings |= {"max_seconds": PAPER_SECONDS, "landmarks": config.landmarks, "rois": config.rois}
+    settings["note"] = PAPER_NOTE
+    made = calibration.make(name, Path(checkpoint), "paper", fitted, skipped, settings)
+    where = out or calibration.in_cache(name, made.model_sha256, protocol="paper")
+    return made, calibration.write(made, where)
+
+
+PAPER_NOTE = (
+    "paper protocol: every frame of the first 50 s scored as one clip, so a clip threshold only; "
+    "turn and segment thresholds do not apply (turns empty, segment_threshold null)"
+)
+
+
+def _in_order(records, items: list[Item]) -> list[dict]:
+    """judge_items' records (in any order with several workers) in the order of `items`."""
+    by_file = {r["file"]: r for r in records}
+    return [by_file[str(item.path)] for item in items]
 
 
 def _evidence(clips, backend, batch: int) -> dict:
@@ -151,8 +209,9 @@ def _bar(iterable, total: int, enabled: bool):
 
 def summary(made: calibration.Calibration, where: Path) -> str:
     """What `speechforensics calibrate` prints: the thresholds and where they were written."""
+    protocol = " (paper protocol)" if made.protocol == "paper" else ""
     lines = [
-        f"{where}: {made.backend} calibration of {made.model_file} (SHA-256 "
+        f"{where}: {made.backend} calibration{protocol} of {made.model_file} (SHA-256 "
         f"{made.model_sha256[:12]}...) on {len(made.clips)} genuine clips"
         + (f" ({len(made.skipped)} skipped)" if made.skipped else ""),
         f"clip threshold {made.clip_threshold:.4f} at {made.false_alarm:.0%} false alarms",
@@ -169,4 +228,6 @@ def summary(made: calibration.Calibration, where: Path) -> str:
         )
     if made.segment_threshold is not None:
         lines.append(f"segments: windows under {made.segment_threshold:.4f}")
+    if made.protocol == "paper":
+        lines.append("turns and segments: none (the paper's protocol scores whole clips only)")
     return "\n".join(lines)

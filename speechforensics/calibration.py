@@ -10,7 +10,10 @@ date. Plain JSON, written whole (files.replacing).
 `find` picks the calibration of a loaded model (backends.load_backend): the file given
 (--calibration), else `<model file>.calibration.json` beside it, else
 `<cache>/calibrations/<backend>-<sha256>.json` (the folder `speechforensics download` uses). One
-made for another model file, backend or protocol is refused with one line.
+made for another model file, backend or protocol is refused with one line. Calibrations for the
+paper's protocol (paper.py: one score per clip, so a clip threshold only) have names of their
+own, `<model file>.paper.calibration.json` and `<backend>-<sha256>.paper.json`, so a model can
+have one of each.
 """
 
 import dataclasses
@@ -184,15 +187,24 @@ def read(path: Path) -> Calibration:
     return calibration
 
 
-def beside(model: Path) -> Path:
-    """Where a calibration of `model` is looked for next to it."""
+def _infix(protocol: str) -> str:
+    """What a calibration file's name adds for `protocol` ("" for ours, ".paper" for paper)."""
+    return "" if protocol == DEFAULT_PROTOCOL else f".{protocol}"
+
+
+def beside(model: Path, protocol: str = DEFAULT_PROTOCOL) -> Path:
+    """Where a calibration of `model` for `protocol` is looked for next to it."""
     model = Path(model)
-    return model.with_name(model.name + SUFFIX)
+    return model.with_name(model.name + _infix(protocol) + SUFFIX)
 
 
-def in_cache(backend: str, sha256: str, cache: Path | None = None) -> Path:
-    """Where a calibration of the model with this SHA-256 is looked for in the cache."""
-    return Path(cache or cache_dir()) / "calibrations" / f"{backend}-{sha256}.json"
+def in_cache(
+    backend: str, sha256: str, cache: Path | None = None, protocol: str = DEFAULT_PROTOCOL
+) -> Path:
+    """Where a calibration of the model with this SHA-256 for `protocol` is looked for in the
+    cache."""
+    name = f"{backend}-{sha256}{_infix(protocol)}.json"
+    return Path(cache or cache_dir()) / "calibrations" / name
 
 
 def check(
@@ -214,7 +226,7 @@ def check(
     if calibration.protocol != protocol:
         raise SpeechForensicsError(
             f"{path}: calibrated with the {calibration.protocol!r} protocol, this run scores "
-            f"with {protocol!r}; calibrate with the same --protocol"
+            f"with {protocol!r}; make one with `speechforensics calibrate --protocol {protocol}`"
         )
     if (
         model.stat().st_size != calibration.model_size
@@ -234,20 +246,21 @@ def find(
     given: Path | None = None,
     cache: Path | None = None,
 ) -> tuple[Calibration, Path] | None:
-    """The calibration of `backend` running the model file `model`, and where it was found:
-    `given`, else the one beside the model, else the cache's one keyed by the model's SHA-256;
-    None when there is none, or when the one found was made under another protocol. A file found
-    for another model or backend, or given for anything else, is refused (SpeechForensicsError),
-    never skipped. The model is hashed only when there is a candidate."""
+    """The calibration of `backend` running the model file `model` under `protocol`, and where
+    it was found: `given`, else the one beside the model, else the cache's one keyed by the
+    model's SHA-256 (each under `protocol`'s name: `beside`, `in_cache`); None when there is
+    none, or when the one found was made under another protocol. A file found for another model
+    or backend, or given for anything else, is refused (SpeechForensicsError), never skipped.
+    The model is hashed only when there is a candidate."""
     model, path, sha256 = Path(model), given, None
-    if path is None and beside(model).exists():
-        path = beside(model)
+    if path is None and beside(model, protocol).exists():
+        path = beside(model, protocol)
     if path is None:
         folder = in_cache(backend, "", cache).parent
-        if not any(folder.glob(f"{backend}-*.json")):
+        if not any(folder.glob(f"{backend}-*{_infix(protocol)}.json")):
             return None
         sha256 = file_hash(model)
-        path = in_cache(backend, sha256, cache)
+        path = in_cache(backend, sha256, cache, protocol)
         if not path.exists():
             return None
     calibration = read(path)

@@ -326,17 +326,22 @@ def _detect_paper(args, backend, inputs) -> int:
         raise SpeechForensicsError("--protocol paper needs the avhubert backend: --checkpoint FILE")
     if args.plot or args.html:
         raise SpeechForensicsError("--plot and --html show our protocol's timeline; drop them")
+    if _show_progress(args):
+        print(f"speechforensics: {backend.about}", file=sys.stderr)
+        print(f"speechforensics: {_thresholds_line(backend, 'paper')}", file=sys.stderr)
+    threshold = backend.thresholds.clip if args.threshold is None else args.threshold
     results, failed = [], 0
     for video in args.videos:
         try:
-            result = paper.judge(video, backend.model, inputs, args.threshold)
+            result = paper.judge(video, backend.model, inputs, threshold)
         except Exception as e:  # noqa: BLE001 - one file never ends the batch
             report_skip(describe(e, video), e, args.debug)
             result, failed = {"file": str(video), "error": describe(e, video)}, failed + 1
         else:
+            limit = "none" if threshold is None else f"{threshold:.4f}"
             print(
-                f"{result['file']}: {result['verdict']} (score {result['score']:.4f}, paper "
-                f"protocol); offset {result['offset_frames']:+d} frames; "
+                f"{result['file']}: {result['verdict']} (score {result['score']:.4f}, threshold "
+                f"{limit}, paper protocol); offset {result['offset_frames']:+d} frames; "
                 f"{result['frames_video']} video / {result['frames_audio']} audio frames; "
                 f"mouth crops from {result['roi_source']}",
                 flush=True,
@@ -387,15 +392,18 @@ def _backend(args):
     )
 
 
-def _thresholds_line(backend) -> str:
+def _thresholds_line(backend, protocol: str = "ours") -> str:
     """Where the backend's verdict thresholds come from, for a person at a terminal."""
     if getattr(backend, "calibration", None) is not None:
         return f"thresholds from the calibration {backend.calibration}"
     if backend.thresholds.clip is None:
+        paper = protocol == "paper"
         return (
-            f"no calibration for this {backend.name} model, so verdicts are inconclusive: "
-            "`speechforensics calibrate GENUINE_CLIPS --checkpoint FILE` writes one (README: "
-            "Calibrating), or pass --threshold"
+            f"no calibration for this {backend.name} model"
+            + (" under the paper's protocol" if paper else "")
+            + ", so verdicts are inconclusive: `speechforensics calibrate GENUINE_CLIPS "
+            + ("--protocol paper " if paper else "")
+            + "--checkpoint FILE` writes one (README: Calibrating), or pass --threshold"
         )
     return f"the built-in thresholds of {backend.name} (clip {backend.thresholds.clip:g})"
 
@@ -622,7 +630,8 @@ def _add_calibrate(p) -> None:
         "--out",
         type=Path,
         help="calibration file to write (default: the cache, where detect finds it; or put "
-        "it beside the model as <model file>.calibration.json)",
+        "it beside the model as <model file>.calibration.json, with --protocol paper "
+        "<model file>.paper.calibration.json)",
     )
     p.add_argument("--backend", choices=BACKENDS, help="as for detect")
     p.add_argument("--checkpoint", type=Path, help=f"AV-HuBERT checkpoint (or ${CHECKPOINT_ENV})")
@@ -637,6 +646,7 @@ def _add_calibrate(p) -> None:
     p.add_argument("--workers", type=int, default=1, help="processes preparing clips at once")
     p.add_argument("--batch", type=_positive, help="clips per pass through avhubert (as evaluate)")
     p.add_argument("--cache", type=Path, help="preprocessing cache (default: beside the output)")
+    _add_protocol_options(p)
     _add_clip_options(p)
     p.set_defaults(run=_calibrate)
 
@@ -644,6 +654,7 @@ def _add_calibrate(p) -> None:
 def _calibrate(args) -> int:
     from . import calibrate, evaluate
 
+    _paper_inputs(args)  # the folders exist; --landmarks and --rois only with the paper's
     items = calibrate.genuine_items(args.genuine, args.root)
     config = evaluate.EvalConfig(
         backend=args.backend,
@@ -652,6 +663,9 @@ def _calibrate(args) -> int:
         max_seconds=args.max_seconds,
         device=args.device,
         dtype=args.dtype,
+        protocol=args.protocol,
+        landmarks=None if args.landmarks is None else str(args.landmarks),
+        rois=None if args.rois is None else str(args.rois),
     )
     made, where = calibrate.calibrate(
         items,

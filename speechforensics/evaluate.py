@@ -95,7 +95,7 @@ def evaluate(
     todo = [item for item in items if str(item.path) not in done]
     cache_dir = Path(cache_dir) if cache_dir is not None else out_dir / "cache"
     with open(out_dir / "results.jsonl", "a", encoding="utf-8") as log:
-        for record in _records(todo, config, cache_dir, workers, progress, batch):
+        for record in judge_items(todo, config, cache_dir, workers, progress, batch):
             log.write(json.dumps(record) + "\n")
             log.flush()
             os.fsync(log.fileno())
@@ -148,8 +148,17 @@ def read_results(path: Path) -> list[dict]:
     return records
 
 
-def _records(items, config: EvalConfig, cache_dir: Path, workers: int, progress: bool, batch=None):
-    """Records in list order (1 worker, or batched) or as workers finish them."""
+def judge_items(
+    items,
+    config: EvalConfig,
+    cache_dir: Path,
+    workers: int,
+    progress: bool,
+    batch=None,
+    calibration=None,
+):
+    """Records in list order (1 worker, or batched) or as workers finish them. `calibration`:
+    backend_of's (calibrate passes False: the scores alone, no thresholds looked up)."""
     bar = _bar(len(items), progress)
     if batch_size(config, batch) > 1:
         for record in batched_records(items, config, cache_dir, workers, batch_size(config, batch)):
@@ -157,13 +166,13 @@ def _records(items, config: EvalConfig, cache_dir: Path, workers: int, progress:
             bar.update()
         return
     if workers <= 1 or len(items) <= 1:
-        backend = backend_of(config)
+        backend = backend_of(config, calibration)
         for item in items:
             yield judge_item(item, config, backend, cache_dir)
             bar.update()
         return
     context = multiprocessing.get_context("spawn")
-    with context.Pool(workers, _start_worker, (config, cache_dir)) as pool:
+    with context.Pool(workers, _start_worker, (config, cache_dir, calibration)) as pool:
         for record in pool.imap_unordered(_worker_judge, items):
             yield record
             bar.update()
@@ -284,9 +293,9 @@ def _record_of(item: Item, config: EvalConfig, backend, clip, outcome: dict) -> 
 _WORKER: dict = {}  # per worker process: the config, the cache folder and the loaded backend
 
 
-def _start_worker(config: EvalConfig, cache_dir: Path) -> None:
+def _start_worker(config: EvalConfig, cache_dir: Path, calibration=None) -> None:
     cv2.setNumThreads(1)  # the workers share the cores
-    backend = backend_of(config)
+    backend = backend_of(config, calibration)
     if backend.name == "avhubert":  # torch is loaded then (lipsync-lite never needs it)
         import torch
 
@@ -319,7 +328,9 @@ def judge_item(item: Item, config: EvalConfig, backend, cache_dir: Path) -> dict
 
 
 def paper_item(item: Item, config: EvalConfig, backend) -> dict:
-    """One video's record under the paper's protocol (paper.judge; no cache, no perturbation)."""
+    """One video's record under the paper's protocol (paper.judge; no cache, no perturbation).
+    The verdict's threshold: `config.threshold`, else the backend's calibrated one (a
+    calibration made under the paper's protocol: load_backend looks for that one)."""
     started = time.perf_counter()
     record = _new_record(item, config)
     try:
@@ -327,7 +338,8 @@ def paper_item(item: Item, config: EvalConfig, backend) -> dict:
             raise SpeechForensicsError("--protocol paper needs the avhubert backend: --checkpoint")
         folders = (None if d is None else Path(d) for d in (config.landmarks, config.rois))
         inputs = paper.PaperInputs(*folders)
-        report = paper.judge(item.path, backend.model, inputs, config.threshold)
+        threshold = backend.thresholds.clip if config.threshold is None else config.threshold
+        report = paper.judge(item.path, backend.model, inputs, threshold)
         record |= {k: report[k] for k in REPORT_KEYS + PAPER_KEYS}
         record["score_untrimmed"] = report["score"]
     except Exception as e:  # noqa: BLE001 - one line in the record; the run goes on

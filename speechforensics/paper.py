@@ -354,7 +354,8 @@ def score(model, grey: np.ndarray, pcm: np.ndarray) -> tuple[float, np.ndarray, 
 
 def judge(video, model, inputs: PaperInputs = PaperInputs(), threshold=None) -> dict:
     """One video's report under the paper's protocol (no speech gating, no tracks, no timeline).
-    ``model``: the AVHubert of an AVHubertBackend."""
+    ``model``: the AVHubert of an AVHubertBackend; ``threshold``: the score below which the
+    video is called fake (a calibration made under this protocol sets one; None: inconclusive)."""
     try:
         grey, pcm, source = model_inputs(Path(video), inputs)
     except SpeechForensicsError as e:  # a bad official file: the line names the video too
@@ -364,6 +365,7 @@ def judge(video, model, inputs: PaperInputs = PaperInputs(), threshold=None) -> 
     value, curve, frames_video, frames_audio = score(model, grey, pcm)
     offset = int(np.argmax(curve)) - scoring.MAX_SHIFT_FRAMES
     verdict = "inconclusive" if threshold is None else ("fake" if value < threshold else "real")
+    warnings = [] if threshold is not None else [NO_THRESHOLD]
     return {
         "file": str(video),
         "protocol": "paper",
@@ -381,4 +383,11 @@ def judge(video, model, inputs: PaperInputs = PaperInputs(), threshold=None) -> 
         "speech_seconds": None,
         "segments": [],
         "timeline": [],
+        "warnings": warnings,
     }
+
+
+NO_THRESHOLD = (
+    "no calibrated threshold for the paper's protocol: calibrate the checkpoint on genuine clips "
+    "(`speechforensics calibrate GENUINE --protocol paper --checkpoint FILE`) or pass --threshold"
+)

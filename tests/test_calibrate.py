@@ -2,6 +2,7 @@
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 from conftest import SHARED, need
@@ -120,6 +121,75 @@ def test_calibrate_then_detect_with_avhubert(
     assert main([*detect, "--calibration", lite]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "a calibration of the lipsync-lite backend" in err
+
+
+PAPER_LANDMARKS = Path(__file__).parent / "fixtures/paper/landmarks"  # official-format files
+PAPER_GENUINE = [  # genuine dev clips with landmark files there, and one scored with ours (dlib)
+    "vexpress_RD_Radio10_0_clip_0.mp4", "lrs2_deepavsr_00008.mp4", "pcavs_Input_00010.mp4",
+    "vrt_face4.mp4", "grid_brbk7n.mpg",
+]  # fmt: skip
+PAPER_FAKE = "gsw2l_result_voice_1.mp4"  # a forgery with a landmark file there
+
+
+def test_calibrate_paper_protocol_then_detect_and_evaluate(fixture_checkpoints, tmp_path, capsys):
+    """calibrate --protocol paper: a clip threshold from the paper's scores (no turns, no
+    segments) that detect and evaluate --protocol paper then find for the checkpoint; a
+    calibration of the other protocol is ignored when found beside it and refused when given."""
+    checkpoint = tmp_path / "small.pt"
+    shutil.copy(fixture_checkpoints("small_pretrain"), checkpoint)
+    genuine = tmp_path / "genuine"
+    genuine.mkdir()
+    for name in PAPER_GENUINE:
+        shutil.copy(need(DEV / name), genuine / name)
+    ours = calibration.write(  # found beside the checkpoint, but made for our protocol's scores
+        calibration.make("avhubert", checkpoint, "ours", calibration.fit(_scores(), {}, [])),
+        calibration.beside(checkpoint),
+    )
+    paper = ["--checkpoint", checkpoint, "--protocol", "paper", "--landmarks", PAPER_LANDMARKS]
+    result = tmp_path / "r.json"
+    detect = ["detect", need(DEV / PAPER_FAKE), *paper, "--json", result]
+    assert main(detect) == 0  # not calibrated for the paper's protocol: inconclusive, says how
+    report = json.loads(result.read_text())[0]
+    assert report["verdict"] == "inconclusive" and report["threshold"] is None
+    assert any("calibrate GENUINE --protocol paper" in w for w in report["warnings"])
+
+    assert main(["calibrate", genuine, *paper, "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "(paper protocol)" in out and "turns and segments: none" in out
+    written = calibration.in_cache("avhubert", calibration.file_hash(checkpoint), protocol="paper")
+    made = calibration.read(written)
+    assert written.name.endswith(".paper.json") and made.protocol == "paper"
+    assert made.turns == () and made.segment_threshold is None and "paper" in made.settings["note"]
+    clips = {c["file"]: c["score"] for c in made.clips}
+    assert sorted(clips) == sorted(PAPER_GENUINE) and not made.skipped
+    scores = sorted(clips.values())
+    assert scores[0] <= made.clip_threshold <= scores[1]  # the 5th percentile of 5 scores
+    [rate] = [r for r in made.rates if r["false_alarm"] == made.false_alarm]
+    assert rate["interval"][0] <= made.clip_threshold <= rate["interval"][1]
+    assert calibration.read(ours).protocol == "ours"  # the other protocol's file is left alone
+
+    assert main(detect) == 0
+    report = json.loads(result.read_text())[0]
+    assert report["threshold"] == made.clip_threshold and report["warnings"] == []
+    assert report["verdict"] == ("fake" if report["score"] < made.clip_threshold else "real")
+    listing = tmp_path / "list.txt"
+    listing.write_text(f"{genuine / PAPER_GENUINE[0]} 1\n")
+    run = ["evaluate", listing, "--out", tmp_path / "run", *paper, "--quiet"]
+    assert main(run) == 0
+    [record] = [json.loads(line) for line in (tmp_path / "run/results.jsonl").open()]
+    assert record["threshold"] == made.clip_threshold and record["protocol"] == "paper"
+    assert record["verdict"] == ("fake" if record["score"] < made.clip_threshold else "real")
+
+    capsys.readouterr()
+    assert main([*detect, "--calibration", ours]) == 1  # given: refused, one line
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "calibrated with the 'ours' protocol" in err
+    assert (
+        main(["detect", DEV / PAPER_FAKE, "--checkpoint", checkpoint, "--calibration", written])
+        == 1
+    )
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "calibrated with the 'paper' protocol" in err
 
 
 def _scores() -> dict:

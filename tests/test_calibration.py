@@ -142,6 +142,24 @@ def test_found_given_then_beside_then_in_the_cache(model, tmp_path, monkeypatch)
         find("lipsync-lite", model, given=stale, cache=cache)
 
 
+def test_each_protocol_has_its_own_calibration(model, tmp_path):
+    """One model, one calibration per protocol (beside it or in the cache), each found only for
+    its protocol; one of the other protocol under a protocol's name is ignored, not used."""
+    cache = tmp_path / "cache"
+    assert beside(model, "paper").name == "params.npz.paper.calibration.json"
+    assert in_cache("avhubert", "ab", cache, "paper").name == "avhubert-ab.paper.json"
+    paper = write(
+        made(model, protocol="paper", n=33), in_cache("lipsync-lite", _sha(model), cache, "paper")
+    )
+    assert find("lipsync-lite", model, cache=cache) is None  # ours: the paper one is not for it
+    assert find("lipsync-lite", model, "paper", cache=cache)[1] == paper
+    ours = write(made(model, n=34), beside(model))
+    assert find("lipsync-lite", model, cache=cache)[1] == ours
+    assert find("lipsync-lite", model, "paper", cache=cache)[1] == paper
+    write(made(model, n=35), beside(model, "paper"))  # ours, written under the paper name
+    assert find("lipsync-lite", model, "paper", cache=cache) is None
+
+
 def _sha(path) -> str:
     from speechforensics.files import file_hash
 
