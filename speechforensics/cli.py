@@ -409,6 +409,8 @@ def _thresholds_line(backend, protocol: str = "ours") -> str:
 
 
 def _result_line(r: dict) -> str:
+    from .report import doubt_line
+
     score = "too little speech" if r["score"] is None else f"score {r['score']:.3f}"
     threshold = "none" if r["threshold"] is None else f"{r['threshold']:.3f}"
     faces = len(r["tracks"])
@@ -422,6 +424,8 @@ def _result_line(r: dict) -> str:
     if r["decided_by"]:
         d = r["decided_by"]
         line += f"; out of agreement: face {d['face']} at {d['start_s']:.1f}-{d['end_s']:.1f} s"
+    if doubt := doubt_line(r):
+        line += f"; {doubt}"
     return line
 
 
