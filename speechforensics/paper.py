@@ -10,7 +10,8 @@ SpeechForensics code (Eleven4AI/SpeechForensics 70ff45b: ``preprocessing/align_m
    in float64, exactly as scikit-image's ``warp(order=1)`` then ``(x * 255).astype(uint8)``.
 4. The crops go through H.264 as the official ``write_video_ffmpeg`` does (PNG frames, ``ffmpeg
    -r FPS -i ... -r 25 -crf 20``): the 25 fps frames ffmpeg's rate conversion keeps
-   (`frame_map`), libx264 at crf 20 in yuv444p with its default settings (here PyAV's), decoded
+   (`frame_map`), libx264 at crf 20 in yuv444p with its default settings (here PyAV's: 3 frame
+   threads as x264 picks them on any machine of 2+ cores, AVX-512 off, `x264_params`), decoded
    and converted to grey as OpenCV does. 1-2 grey levels of loss, as in the paper.
 5. The audio as ``ffmpeg -ar 16000 -ac 1`` writes it (media.read_pcm16), unaligned to the video.
 6. The first 50 s of each; visual features index-resampled to the audio's length when the counts
@@ -21,6 +22,7 @@ Or, with the official intermediate files: a mouth-ROI ``.mp4`` + 16 kHz ``.wav``
 enter at step 6 directly.
 """
 
+import functools
 import json
 import math
 import tempfile
@@ -40,6 +42,8 @@ from .mouth import LANDMARK_POINTS, MOUTH_CROP_PX, interpolate_landmarks, mouth_
 PAPER_SECONDS = media.PAPER_SECONDS  # s: the official evaluate.py reads the first 50 s
 ROI_CRF = 20  # H.264 quality of the official mouth-ROI videos (write_video_ffmpeg)
 ROI_PIX_FMT = "yuv444p"  # what ffmpeg's libx264 makes of PNG (RGB) input
+ROI_X264_THREADS = 3  # x264's own choice for a 96-pixel-high video on 2+ cores (official runs)
+X264_AVX512 = "AVX512"  # x264's name for the instruction set whose mbtree code reads past rows
 RATE_MAX = 1001000  # largest numerator/denominator ffmpeg gives a frame rate typed as a number
 VSYNC_EXTRA_BITS = 16  # extra bits of precision ffmpeg keeps in a frame's output timestamp
 VSYNC_DROP = -1.1  # output frames: a frame arriving this much too early is dropped (vsync cfr)
@@ -253,11 +257,12 @@ def h264_round_trip(crops: np.ndarray, fps: float) -> np.ndarray:
 def write_roi_video(crops: np.ndarray, fps: float, path: Path) -> Path:
     """[T, 96, 96, 3] BGR crops at ``fps`` -> the mouth-ROI video as the official
     ``write_video_ffmpeg`` writes it: the frames of `frame_map`, libx264 crf 20 with its default
-    settings, yuv444p, 25 fps. Bit-identical to FFmpeg 5.1's output (x264 core 164) until the
-    encoders' versions part (README: Reproducing the paper)."""
+    settings, yuv444p, 25 fps, with `x264_params`: the same bytes every time, and the frames FFmpeg
+    5.1's command gives with AVX-512 off (README: Reproducing the paper)."""
     chosen = crops[frame_map(len(crops), fps)]
+    options = {"crf": str(ROI_CRF), "x264-params": x264_params()}
     with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=VIDEO_FPS, options={"crf": str(ROI_CRF)})
+        stream = container.add_stream("libx264", rate=VIDEO_FPS, options=options)
         stream.width, stream.height, stream.pix_fmt = MOUTH_CROP_PX, MOUTH_CROP_PX, ROI_PIX_FMT
         stream.codec_context.time_base = Fraction(1, VIDEO_FPS)  # as ffmpeg's: x264 reads it
         for i, crop in enumerate(chosen):
@@ -266,6 +271,46 @@ def write_roi_video(crops: np.ndarray, fps: float, path: Path) -> Path:
             container.mux(stream.encode(frame))
         container.mux(stream.encode(None))
     return Path(path)
+
+
+@functools.cache
+def x264_params() -> str:
+    """x264's settings for the ROI encode beyond crf: the frame threads x264 itself picks for
+    96x96 on any machine of 2+ cores (the official ROI files say ``threads=3 lookahead_threads=1
+    sliced_threads=0``; PyAV would slice and fall to 1 thread), and every instruction set x264
+    finds on this CPU but AVX-512. x264's AVX-512 macroblock-tree code takes 8 macroblocks at a
+    time and so reads past the end of each 6-macroblock row, at the last rows into memory whose
+    contents vary: the same crops came out differently run after run (PyAV's x264 core 165; the
+    official FFmpeg 5.1 repeats itself only because each run is a fresh process). Without it an
+    encode depends on its input alone, and gives the frames of FFmpeg 5.1's command with the same
+    instruction sets."""
+    params = f"threads={ROI_X264_THREADS}:sliced-threads=0:lookahead-threads=1"
+    found = _x264_instruction_sets()
+    if found is None:  # x264 did not say what it uses: plain C, the same on every machine
+        return f"{params}:asm=0"
+    if X264_AVX512 in found:
+        return f"{params}:asm={','.join(name for name in found if name != X264_AVX512)}"
+    return params
+
+
+def _x264_instruction_sets() -> list[str] | None:
+    """The instruction sets x264 picks on this CPU (its "using cpu capabilities: ..." line, in
+    its own names, which its ``asm`` option reads back), or None if it does not say."""
+    context = av.CodecContext.create("libx264", "w")
+    context.width = context.height = MOUTH_CROP_PX
+    context.pix_fmt, context.time_base = ROI_PIX_FMT, Fraction(1, VIDEO_FPS)
+    with media._FFMPEG_LOG_LEVEL:  # PyAV's log level is process-wide: raised for this open only
+        level = av.logging.get_level()
+        av.logging.set_level(av.logging.INFO)
+        try:
+            with av.logging.Capture() as logs:
+                context.open()
+        finally:
+            av.logging.set_level(level)
+    for _, _, message in logs:
+        if message.startswith("using cpu capabilities:"):
+            return message.split(":", 1)[1].split()
+    return None
 
 
 def read_roi_video(path: Path) -> np.ndarray:

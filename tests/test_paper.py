@@ -4,6 +4,8 @@ with the BASE fixture checkpoint (tests/fixtures/paper/README.md says how the fi
 import json
 import re
 import shutil
+import subprocess
+import sys
 import wave
 from fractions import Fraction
 from pathlib import Path
@@ -63,6 +65,58 @@ def test_frame_map_from_30_fps_keeps_13_then_drops_every_6th():
     assert m[:13].tolist() == list(range(13)) and 13 not in m and 19 not in m
     assert len(m) == 52 > round(60 * 25 / 30)  # longer than the plain formula
     assert paper.frame_map(40, 25.0).tolist() == list(range(40))
+
+
+# --- the H.264 round trip -----------------------------------------------------------------------
+
+# x264's settings in the official ROI files (their SEI: FFmpeg 5.1.9's libx264, 2+ cores)
+OFFICIAL_X264_OPTIONS = (
+    "cabac=1 ref=3 deblock=1:0:0 analyse=0x3:0x113 me=hex subme=7 psy=1 psy_rd=1.00:0.00 "
+    "mixed_ref=1 me_range=16 chroma_me=1 trellis=1 8x8dct=1 cqm=0 deadzone=21,11 fast_pskip=1 "
+    "chroma_qp_offset=4 threads=3 lookahead_threads=1 sliced_threads=0 nr=0 decimate=1 "
+    "interlaced=0 bluray_compat=0 constrained_intra=0 bframes=3 b_pyramid=2 b_adapt=1 b_bias=0 "
+    "direct=1 weightb=1 open_gop=0 weightp=2 keyint=250 keyint_min=25 scenecut=40 "
+    "intra_refresh=0 rc_lookahead=40 rc=crf mbtree=1 crf=20.0 qcomp=0.60 qpmin=0 qpmax=69 "
+    "qpstep=4 ip_ratio=1.40 aq=1:1.00"
+)
+WRITE_ROI = (
+    "import sys; from pathlib import Path; import numpy as np; from speechforensics import paper; "
+    "paper.write_roi_video(np.load(sys.argv[1]), float(sys.argv[2]), Path(sys.argv[3]))"
+)
+
+
+@pytest.fixture(scope="module")
+def radio_crops():
+    """(colour crops at the source rate, source fps) of a 29.97 fps dev clip."""
+    stem = "vexpress_RD_Radio10_0_clip_0"
+    video = dev_clip(f"{stem}.mp4")
+    fps, frames = paper.source_frames(video)
+    landmarks = paper.read_landmark_json(FIXTURE / "landmarks" / f"{stem}.json")
+    return paper.colour_crops(frames, landmarks, video), fps
+
+
+def test_roi_encode_is_the_same_every_time(tmp_path, radio_crops):
+    """The same crops -> the same mp4 bytes, three times in this process and once in another
+    (x264's AVX-512 code made them differ from run to run: paper.x264_params)."""
+    crops, fps = radio_crops
+    written = [paper.write_roi_video(crops, fps, tmp_path / f"{i}.mp4") for i in range(3)]
+    np.save(tmp_path / "crops.npy", crops)
+    args = [str(tmp_path / "crops.npy"), repr(fps), str(tmp_path / "other.mp4")]
+    subprocess.run([sys.executable, "-c", WRITE_ROI, *args], check=True)
+    data = [path.read_bytes() for path in [*written, tmp_path / "other.mp4"]]
+    assert all(other == data[0] for other in data[1:])
+    grey = paper.read_roi_video(written[0])
+    assert np.array_equal(paper.h264_round_trip(crops, fps), grey)
+    assert grey.shape == (len(OFFICIAL["vexpress_RD_Radio10_0_clip_0"]["source_index"]), 96, 96)
+
+
+def test_roi_encode_has_the_official_x264_settings(tmp_path, radio_crops):
+    """Every x264 setting the official ROI files record, frame threads included (PyAV alone
+    would use sliced threads and end with one)."""
+    crops, fps = radio_crops
+    data = paper.write_roi_video(crops[:30], fps, tmp_path / "roi.mp4").read_bytes()
+    start = data.index(b"options: ") + len(b"options: ")
+    assert data[start : data.index(b"\0", start)].decode() == OFFICIAL_X264_OPTIONS
 
 
 # --- official files -----------------------------------------------------------------------------
@@ -139,6 +193,16 @@ def test_scores_match_the_official_pipeline(stem, base_model):
     assert (report["frames_video"], report["frames_audio"]) == (ref["T_video"], ref["T_audio"])
     assert abs(report["score"] - ref["score"]) <= TOLERANCE, (report["score"], ref["score"])
     np.testing.assert_allclose(report["offset_means"], ref["offsets"], atol=TOLERANCE)
+
+
+@pytest.mark.slow
+def test_paper_score_is_the_same_twice(base_model):
+    """One clip judged twice in one process: the same score and offset means, to the bit."""
+    video = dev_clip("vexpress_RD_Radio10_0_clip_0.mp4")
+    inputs = paper.PaperInputs(landmarks=FIXTURE / "landmarks")
+    first, second = (paper.judge(video, base_model, inputs) for _ in range(2))
+    assert first["score"] == second["score"]
+    assert first["offset_means"] == second["offset_means"]
 
 
 def _write_wav(path: Path, pcm: np.ndarray) -> None:
