@@ -1,14 +1,19 @@
 """The turn and segment thresholds of lipsync-lite (scoring.TURN_THRESHOLDS, SEGMENT_THRESHOLDS),
-from genuine clips only, each judged by the fold model that never saw it (fit_lite.folds).
+from genuine clips only, each judged by a fold model fitted without any clip of its source, as the
+shipped parameters are cross-validated (fit_lite: the same lists, distorted copies and folds).
 
 - turns: every genuine clip's speech cut into consecutive pieces of TURN_SECONDS of speech (as a
-  speaker's turn in an interview), each scored as pipeline.judge scores a turn; the threshold is
-  the FALSE_ALARMS quantile of those scores. The same pieces with another clip's voice (same
-  fold) show what the threshold catches.
+  speaker's turn in an interview), each scored as pipeline.judge scores a turn (on its own span
+  with speakers.TURN_CONTEXT_FRAMES either side); the threshold is the mean less NORMAL_Z
+  standard deviations of those scores (the TURN_FALSE_ALARMS quantile of a normal fitted to
+  them; the empirical quantiles are printed beside it). The same pieces with another clip's
+  voice (same fold) show what the threshold catches.
 - segments: the timeline windows of the genuine clips; for each candidate threshold, the share
   of genuine speech time that runs of low windows lasting scoring.MIN_SEGMENT_SECONDS cover.
 
-    python scripts/turn_thresholds.py [--list ../shared/media/dev/MANIFEST.tsv]
+    python scripts/turn_thresholds.py [LIST ...] [--cache DIR]
+
+(LIST: default the dev and fit/ manifests, as the shipped fit.)
 """
 
 import argparse
@@ -17,15 +22,17 @@ from pathlib import Path
 
 import numpy as np
 
-from speechforensics import fit_lite, scoring
+from speechforensics import fit_lite, scoring, speakers
 from speechforensics.backends import LiteBackend
-from speechforensics.lists import read_list
 from speechforensics.media import pad_or_trim
-from speechforensics.pipeline import face_evidence, judge
+from speechforensics.pipeline import face_evidence, judge, turn_evidence
 
-DEV = Path(__file__).resolve().parents[1].parent / "shared/media/dev"
-TURN_SECONDS = (1.0, 2.0, 4.0, 8.0)  # s of speech per piece
-FALSE_ALARMS = (0.005, 0.01, 0.02)
+MEDIA = Path(__file__).resolve().parents[1].parent / "shared/media"
+LISTS = (MEDIA / "dev/MANIFEST.tsv", MEDIA / "fit/MANIFEST.tsv")
+TURN_SECONDS = (1.0, 1.5, 2.0, 4.0, 8.0)  # s of speech per piece
+FALSE_ALARMS = (0.01, 0.02, 0.05)
+TURN_FALSE_ALARMS = 0.02  # per judged turn: a video of two or three turns stays near 5 %
+NORMAL_Z = 2.054  # standard normal quantile of TURN_FALSE_ALARMS
 
 
 def pieces(face, seconds: float) -> list[np.ndarray]:
@@ -43,17 +50,26 @@ def pieces(face, seconds: float) -> list[np.ndarray]:
 def turn_scores(clip, backend, seconds: float) -> list[float]:
     speech = scoring.speech_frames(clip.audio)
     face = face_evidence(backend, clip, clip.tracks[0], speech, [(0, clip.info.frames)])
-    shift = backend.search.score_shift
-    scores = [scoring.gated_score(face.matrix, m, shift) for m in pieces(face, seconds)]
-    return [s for s in scores if s is not None]
+    out = []
+    for mask in pieces(face, seconds):
+        frames = np.flatnonzero(mask)
+        turn = speakers.Turn(int(frames[0]), int(frames[-1]) + 1, 0, clip.tracks[0].face.id, mask)
+        shots = [(0, clip.info.frames)]
+        start, own = turn_evidence(backend, clip, turn, speech, shots, face)
+        own_mask = mask[start : start + len(own.usable)] & own.usable
+        score = scoring.gated_score(own.matrix, own_mask, backend.search.score_shift)
+        if score is not None:
+            out.append(score)
+    return out
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--list", type=Path, default=DEV / "MANIFEST.tsv")
+    p.add_argument("lists", type=Path, nargs="*", default=LISTS)
+    p.add_argument("--cache", type=Path, help="prepared clips (as fit-lite --cache)")
     args = p.parse_args()
-    paths = [i.path for i in read_list(args.list) if i.label == 1]
-    clips = fit_lite.read_genuine(paths)
+    sources = [s for path in args.lists for s in fit_lite.list_sources(path)]
+    clips = fit_lite.read_genuine(sources, fit_lite.AUGMENTATIONS, args.cache)
     genuine = {s: [] for s in TURN_SECONDS}
     swapped = {s: [] for s in TURN_SECONDS}
     windows = []
@@ -69,7 +85,7 @@ def main() -> None:
                 swapped[s] += turn_scores(dubbed, backend, s)
             windows += [(w["score"], w) for w in judge(c.clip, backend)["timeline"]]
     print("| speech per turn | genuine turns | mean, std | swapped turns | threshold @ false "
-          "alarms (swapped caught) | mean - 2.33 std (swapped caught) |")  # fmt: skip
+          "alarms (swapped caught) | mean - 2.05 std (swapped caught) |")  # fmt: skip
     print("|---|---|---|---|---|---|")
     for s in TURN_SECONDS:
         g, w = np.array(genuine[s]), np.array(swapped[s])
@@ -77,7 +93,7 @@ def main() -> None:
             f"{q:.1%}: {np.quantile(g, q):.3f} ({np.mean(w < np.quantile(g, q)):.0%})"
             for q in FALSE_ALARMS
         ]
-        normal = g.mean() - 2.33 * g.std()
+        normal = g.mean() - NORMAL_Z * g.std()
         print(
             f"| {s:g} s | {len(g)} | {g.mean():.3f}, {g.std():.3f} | {len(w)} | "
             f"{'; '.join(cells)} | {normal:.3f} ({np.mean(w < normal):.0%}) |"

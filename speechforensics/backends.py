@@ -17,6 +17,7 @@ or those of a calibration of its model file (calibration.py), which `load_backen
 in batches (`AVHubertBackend.streams_batch`: several clips through the model in one pass).
 """
 
+import dataclasses
 import hashlib
 import itertools
 import os
@@ -185,13 +186,21 @@ class LiteBackend:
 
     def __init__(self, params: "str | Path | lite.LiteModel | None" = None):
         """`params`: a fitted model or its file (default: the one shipped, lite.PARAMS).
-        Thresholds: the built-in ones (scoring.THRESHOLDS) until a calibration is set."""
+        Thresholds: the built-in ones (scoring.THRESHOLDS) until a calibration is set, with the
+        held-out genuine and swapped-voice scores of the model's fit (its provenance) for the
+        error rates of a verdict."""
         if isinstance(params, lite.LiteModel):
             self.model, self.model_file = params, None
         else:
             self.model_file = Path(params or lite.PARAMS)
             self.model = lite.load(self.model_file)
-        self.thresholds, self.calibration = thresholds(self.name), None
+        held_out = self.model.provenance.get("cross_validation", {}).get("scores", {})
+        self.thresholds = dataclasses.replace(
+            thresholds(self.name),
+            genuine=tuple(held_out.get("genuine", {}).values()),
+            forged=tuple(held_out.get("swapped", {}).values()),
+        )
+        self.calibration = None
 
     def streams(self, clip: Prepared, track: MouthTrack) -> tuple[np.ndarray, np.ndarray]:
         landmarks = interpolate_landmarks(track.face.landmarks)

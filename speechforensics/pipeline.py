@@ -234,18 +234,20 @@ def judge(clip: Prepared, backend: Backend, threshold: float | None = None) -> d
     ]
     single = len({(t.face, t.shot) for t in turns}) == 1  # one speaker in one shot
     score = score if single else _mean_turn_score(reported, score)
-    verdict, decided = _video_verdict(score, limits, reported, single)
+    speech_s = scoring.speech_seconds(judged)
+    verdict, decided = _video_verdict(score, limits, reported, single, speech_s)
+    band = limits.band(speech_s)
     summary = {
         "file": str(clip.info.path),
         "score": score,
         "verdict": verdict,
         "threshold": threshold,
-        "uncertain_band": None if limits.doubt is None else list(limits.doubt),
+        "uncertain_band": None if band is None else [float(v) for v in band],
         "error_rates": limits.error_rates(score),
         "decided_by": decided,
         "offset_frames": offset,
         "offset_ms": scoring.offset_ms(offset),
-        "speech_seconds": scoring.speech_seconds(judged),
+        "speech_seconds": speech_s,
     }
     segments = _segments(windows, reported, limits.segment) if threshold is not None else []
     return summary | {
@@ -372,7 +374,7 @@ def _mean_turn_score(turns: list[dict], whole: float) -> float:
     return float(np.average([t["score"] for t in judged], weights=weights))
 
 
-def _video_verdict(score: float, limits, turns: list[dict], single: bool):
+def _video_verdict(score: float, limits, turns: list[dict], single: bool, speech_s: float):
     """fake when any judged turn is out of agreement (under its turn threshold; `decided_by`
     names the worst such turn); else, for one speaker in one shot (or when no turn could be
     judged on its own), the clip verdict of the video's score (scoring.Thresholds.verdict:
@@ -384,7 +386,7 @@ def _video_verdict(score: float, limits, turns: list[dict], single: bool):
         worst = min(fakes, key=lambda t: t["score"])
         return "fake", {k: worst[k] for k in ("start_s", "end_s", "face", "score")}
     if single or all(t["score"] is None for t in turns):
-        return limits.verdict(score), None
+        return limits.verdict(score, speech_s), None
     return "real", None
 
 

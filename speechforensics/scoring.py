@@ -52,28 +52,35 @@ MIN_WINDOW_SPEECH_FRACTION = 0.4  # share of a window's frames that must be spee
 # percentile of that backend's scores on genuine clips only (5 % false alarms on real videos):
 # no forgery is used to set it (benchmarks/detect_dev.py prints it).
 THRESHOLDS: dict[str, float] = {
-    # 29 genuine dev clips (../shared/media/dev), each scored by a model fitted without it (5
-    # folds; `speechforensics fit-lite`, stored in data/lipsync_lite.npz): 5th percentile 0.2766
-    "lipsync-lite": 0.277,
-    # "avhubert": not calibrated here (no official weights on our machines): pass --threshold
+    # 40 genuine clips of 17 sources (../shared/media/dev and fit/), each scored by a model fitted
+    # without any clip of its source (`speechforensics fit-lite`, 5 folds of whole sources, stored
+    # in data/lipsync_lite.npz): 5th percentile 0.1715
+    "lipsync-lite": 0.1715,
+    # "avhubert": set per checkpoint by `speechforensics calibrate` (calibration.py)
 }
+# The uncertain band (Thresholds.doubt): a clip scoring from its threshold up to DOUBT /
+# sqrt(s of speech) above it is `uncertain`. lipsync-lite's 0.2: held out by source, 15 % of
+# genuine clips and 15 % of swapped voices fall in it; 5 % of genuine clips score below it (fake)
+# and 5 % of swapped voices above it (real) (scripts/lite_sources.py).
+DOUBT: dict[str, float] = {"lipsync-lite": 0.2}
 
 # Turns and segments (pipeline.judge, speakers.py). A turn (one face's consecutive speech in one
 # shot) with at least speakers.MIN_TURN_SPEECH_S of speech is judged on its own span: fake under
 # its backend's turn threshold at its length of speech (interpolated between the listed lengths;
-# the last one's beyond it, a threshold lower than its length would have). Each threshold is the
-# mean less 2.05 standard deviations (the 2nd percentile of a normal: a video of two or three
-# judged turns keeps near 5 % of false alarms) of genuine turns of that length: the 29 genuine
-# dev clips' speech cut into 1.5, 2, 4 and 8 s pieces (99, 72, 29, 8 pieces), each scored on its
-# own span by the fold model that never saw its clip (scripts/turn_thresholds.py). Of the same
-# pieces with another clip's voice, these catch 40 %, 72 %, 100 % and 100 %.
+# the last one's beyond it). Each threshold is the mean less 2.05 standard deviations (the 2nd
+# percentile of a normal: a video of two or three judged turns keeps near 5 % of false alarms)
+# of genuine turns of that length: the 40 genuine clips' speech cut into 1.5, 2 and 4 s pieces
+# (134, 98, 40 pieces), each scored on its own span by the fold model fitted without its source
+# (scripts/turn_thresholds.py). Of the same pieces with another clip's voice these catch 19 %,
+# 29 % and 52 %. Beyond 4 s the 4-s threshold holds (only 11 pieces of 8 s: too few to set one).
 TURN_THRESHOLDS: dict[str, tuple[tuple[float, float], ...]] = {
-    "lipsync-lite": ((1.5, 0.097), (2.0, 0.146), (4.0, 0.223), (8.0, 0.242)),  # (s, threshold)
+    "lipsync-lite": ((1.5, -0.013), (2.0, 0.028), (4.0, 0.074)),  # (s of speech, threshold)
 }
 # Low-sync segments: runs of timeline windows under the segment threshold lasting at least
-# MIN_SEGMENT_SECONDS, plus the turns judged fake. 0.0 is about the 4th percentile of genuine
-# windows (868 windows, held out as above), and the run length keeps single low windows out.
-SEGMENT_THRESHOLDS: dict[str, float] = {"lipsync-lite": 0.0}
+# MIN_SEGMENT_SECONDS, plus the turns judged fake. -0.05 is about the 5th percentile of genuine
+# windows (1,168 windows, held out by source as above), and the run length keeps single low
+# windows out.
+SEGMENT_THRESHOLDS: dict[str, float] = {"lipsync-lite": -0.05}
 MIN_SEGMENT_SECONDS = 1.0  # s: one timeline window
 
 
@@ -83,16 +90,16 @@ class Thresholds:
     TURN_THRESHOLDS), the timeline segments'. None or () where not known. A backend carries the
     built-in ones (`thresholds(name)`) or those of a calibration file (calibration.py).
 
-    `doubt`: the clip scores, around the clip threshold, that say neither real nor fake (what
-    the threshold itself is not sure of: its spread over genuine footage from sources never
-    seen in fitting); a clip scoring there is `uncertain`. `genuine` and `forged`: held-out clip
-    scores of genuine and forged (swapped-voice) clips, from which `error_rates` reads how often
-    either call would be wrong at a score."""
+    `doubt`: a clip scoring from the clip threshold up to `doubt` / sqrt(its seconds of speech)
+    above it says neither real nor fake: `uncertain` (`band`). The scores of short clips spread
+    most, so their band is widest. `genuine` and `forged`: held-out clip scores of genuine and
+    forged (swapped-voice) clips, from which `error_rates` reads how often either call would be
+    wrong at a score."""
 
     clip: float | None = None
     turns: tuple[tuple[float, float], ...] = ()  # (s of speech, threshold), by length
     segment: float | None = None
-    doubt: tuple[float, float] | None = None  # [low, high): clip scores called uncertain
+    doubt: float | None = None  # the uncertain band's width at 1 s of speech
     genuine: tuple[float, ...] = ()  # held-out scores of genuine clips
     forged: tuple[float, ...] = ()  # held-out scores of forged clips
 
@@ -103,11 +110,19 @@ class Thresholds:
         seconds, thresholds = zip(*self.turns, strict=True)
         return float(np.interp(speech_seconds, seconds, thresholds))
 
-    def verdict(self, score: float) -> str:
-        """real, fake, uncertain (inside `doubt`) or inconclusive (no clip threshold)."""
+    def band(self, speech_seconds: float) -> tuple[float, float] | None:
+        """[low, high): the clip scores called uncertain with this much speech (None: none)."""
+        if self.clip is None or not self.doubt:
+            return None
+        width = self.doubt / np.sqrt(max(speech_seconds, MIN_SPEECH_SECONDS))
+        return self.clip, float(self.clip + width)
+
+    def verdict(self, score: float, speech_seconds: float = np.inf) -> str:
+        """real, fake, uncertain (inside `band`) or inconclusive (no clip threshold)."""
         if self.clip is None:
             return "inconclusive"
-        if self.doubt is not None and self.doubt[0] <= score < self.doubt[1]:
+        band = self.band(speech_seconds)
+        if band is not None and band[0] <= score < band[1]:
             return "uncertain"
         return "real" if score >= self.clip else "fake"
 
@@ -126,7 +141,10 @@ class Thresholds:
 def thresholds(backend: str) -> Thresholds:
     """The built-in thresholds of the backend called `backend` (empty where none is set here)."""
     return Thresholds(
-        THRESHOLDS.get(backend), TURN_THRESHOLDS.get(backend, ()), SEGMENT_THRESHOLDS.get(backend)
+        THRESHOLDS.get(backend),
+        TURN_THRESHOLDS.get(backend, ()),
+        SEGMENT_THRESHOLDS.get(backend),
+        DOUBT.get(backend),
     )
 
 

@@ -123,7 +123,13 @@ def test_detect_reports_score_verdict_offset_timeline():
     assert set(result) == RESULT_KEYS and result["error"] is None
     assert result["backend"] == "lipsync-lite"
     assert result["threshold"] == THRESHOLDS["lipsync-lite"]
-    assert result["verdict"] == ("real" if result["score"] >= result["threshold"] else "fake")
+    low, high = result["uncertain_band"]
+    assert low == result["threshold"] and high > low  # widest for short clips
+    score = result["score"]
+    expected = "fake" if score < low else "uncertain" if score < high else "real"
+    assert result["verdict"] == expected
+    rates = result["error_rates"]  # the shipped fit's held-out scores at this score
+    assert 0 <= rates["genuine_at_or_below"] <= 1 and 0 <= rates["forged_at_or_above"] <= 1
     assert -2 <= result["offset_frames"] <= 2 and len(result["offset_curve"]) == 125
     assert 5 < result["speech_seconds"] <= result["duration_s"]
     track = result["tracks"][0]
@@ -209,8 +215,8 @@ def two_speakers(tmp_path_factory):
     second turn voiced by a third person (fakes.turns_video)."""
     from speechforensics import fakes
 
-    clips = [need(DEV / n) for n in ("lrs2_deepavsr_00016.mp4", "hyperlips_video2_video2.mp4")]
-    donor = need(DEV / "hyperlips_video3_video3.mp4")
+    clips = [need(DEV / n) for n in ("pcavs_Audio_00104.mp4", "sadtalker_RD_Radio34.mp4")]
+    donor = need(DEV / "pcavs_Pose_00067.mp4")  # a dub whose timing lipsync-lite can see
     infos = {c: media.probe(c) for c in [*clips, donor]}
     out = tmp_path_factory.mktemp("turns")
     rows = [
@@ -247,7 +253,8 @@ def test_a_dubbed_turn_is_named_with_its_face_and_time(two_speakers):
     (forged,) = truth["forged"]
     assert result["verdict"] == "fake"
     decided = result["decided_by"]
-    assert decided["start_s"] >= forged["start_s"] - 0.5 and decided["end_s"] <= forged["end_s"]
+    # within one stretch piece of the change of speaker (speakers.MAX_STRETCH_FRAMES: 2 s)
+    assert decided["start_s"] >= forged["start_s"] - 2.0 and decided["end_s"] <= forged["end_s"]
     turn = next(t for t in result["turns"] if t["face"] == decided["face"])
     assert _inside(turn["box_px"], forged["box"]) and turn["verdict"] == "fake"
     assert turn["score"] < turn["threshold"]

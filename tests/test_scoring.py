@@ -223,11 +223,13 @@ def test_vad_on_dev_clips(name):
 
 
 def test_thresholds_verdict_with_a_doubt_band_and_error_rates():
-    limits = Thresholds(clip=0.3, doubt=(0.25, 0.35))
-    assert [limits.verdict(s) for s in (0.1, 0.25, 0.3, 0.349, 0.35)] == [
-        "fake", "uncertain", "uncertain", "uncertain", "real"
+    limits = Thresholds(clip=0.3, doubt=0.2)  # uncertain up to 0.3 + 0.2 / sqrt(s of speech)
+    assert limits.band(4.0) == (0.3, 0.4) and limits.band(0.25) == (0.3, 0.5)  # floor: 1 s
+    assert [limits.verdict(s, 4.0) for s in (0.1, 0.3, 0.399, 0.4)] == [
+        "fake", "uncertain", "uncertain", "real"
     ]  # fmt: skip
-    assert Thresholds(clip=0.3).verdict(0.29) == "fake"
+    assert limits.verdict(0.399, 100.0) == "real"  # 0.02 wide with 100 s of speech
+    assert Thresholds(clip=0.3).verdict(0.29) == "fake" and Thresholds(clip=0.3).band(4) is None
     assert Thresholds().verdict(0.9) == "inconclusive"
     assert limits.error_rates(0.3) is None  # no held-out scores known
     known = Thresholds(0.3, genuine=(0.2, 0.4, 0.5, 0.6), forged=(0.0, 0.1, 0.3, 0.35))
