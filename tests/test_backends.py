@@ -220,8 +220,13 @@ def test_avhubert_has_no_thresholds_until_calibrated(fixture_checkpoints, tmp_pa
 
 def test_lite_keeps_its_built_in_thresholds():
     backend = load_backend("lipsync-lite")
-    assert backend.thresholds == scoring.thresholds("lipsync-lite")
-    assert backend.thresholds.clip == scoring.THRESHOLDS["lipsync-lite"]
+    built_in, limits = scoring.thresholds("lipsync-lite"), backend.thresholds
+    assert (limits.clip, limits.turns, limits.segment, limits.doubt) == (
+        built_in.clip, built_in.turns, built_in.segment, built_in.doubt
+    )  # fmt: skip
+    assert limits.clip == scoring.THRESHOLDS["lipsync-lite"]
+    held_out = backend.model.provenance["cross_validation"]["scores"]  # for the error rates
+    assert limits.genuine == tuple(held_out["genuine"].values()) and len(limits.forged) > 100
     assert backend.model_file == lite.PARAMS
 
 
