@@ -22,10 +22,10 @@ from pathlib import Path
 
 import numpy as np
 
-from speechforensics import fit_lite, scoring, speakers
+from speechforensics import calibrate, fit_lite
 from speechforensics.backends import LiteBackend
 from speechforensics.media import pad_or_trim
-from speechforensics.pipeline import face_evidence, judge, turn_evidence
+from speechforensics.pipeline import judge
 
 MEDIA = Path(__file__).resolve().parents[1].parent / "shared/media"
 LISTS = (MEDIA / "dev/MANIFEST.tsv", MEDIA / "fit/MANIFEST.tsv")
@@ -33,34 +33,6 @@ TURN_SECONDS = (1.0, 1.5, 2.0, 4.0, 8.0)  # s of speech per piece
 FALSE_ALARMS = (0.01, 0.02, 0.05)
 TURN_FALSE_ALARMS = 0.02  # per judged turn: a video of two or three turns stays near 5 %
 NORMAL_Z = 2.054  # standard normal quantile of TURN_FALSE_ALARMS
-
-
-def pieces(face, seconds: float) -> list[np.ndarray]:
-    """Masks of consecutive runs of `seconds` of usable speech."""
-    frames = np.flatnonzero(face.usable)
-    size = round(seconds * scoring.VIDEO_FPS)
-    out = []
-    for i in range(0, len(frames) - size + 1, size):
-        mask = np.zeros(len(face.usable), bool)
-        mask[frames[i : i + size]] = True
-        out.append(mask)
-    return out
-
-
-def turn_scores(clip, backend, seconds: float) -> list[float]:
-    speech = scoring.speech_frames(clip.audio)
-    face = face_evidence(backend, clip, clip.tracks[0], speech, [(0, clip.info.frames)])
-    out = []
-    for mask in pieces(face, seconds):
-        frames = np.flatnonzero(mask)
-        turn = speakers.Turn(int(frames[0]), int(frames[-1]) + 1, 0, clip.tracks[0].face.id, mask)
-        shots = [(0, clip.info.frames)]
-        start, own = turn_evidence(backend, clip, turn, speech, shots, face)
-        own_mask = mask[start : start + len(own.usable)] & own.usable
-        score = scoring.gated_score(own.matrix, own_mask, backend.search.score_shift)
-        if score is not None:
-            out.append(score)
-    return out
 
 
 def main() -> None:
@@ -80,9 +52,11 @@ def main() -> None:
             dubbed = dataclasses.replace(
                 c.clip, audio=pad_or_trim(other.clip.audio, len(c.clip.audio))
             )
+            own = calibrate.piece_scores(c.clip, backend, c.clip.tracks[0], TURN_SECONDS)
+            other_voice = calibrate.piece_scores(dubbed, backend, dubbed.tracks[0], TURN_SECONDS)
             for s in TURN_SECONDS:
-                genuine[s] += turn_scores(c.clip, backend, s)
-                swapped[s] += turn_scores(dubbed, backend, s)
+                genuine[s] += own[s]
+                swapped[s] += other_voice[s]
             windows += [(w["score"], w) for w in judge(c.clip, backend)["timeline"]]
     print("| speech per turn | genuine turns | mean, std | swapped turns | threshold @ false "
           "alarms (swapped caught) | mean - 2.05 std (swapped caught) |")  # fmt: skip

@@ -35,7 +35,7 @@ from .evaluate import (
 )
 from .files import file_hash
 from .lists import VIDEO_SUFFIXES, Item, read_list
-from .pipeline import face_evidence, judge, track_excerpt, turn_evidence
+from .pipeline import face_evidence, judge, track_excerpt, turn_score
 
 
 def genuine_items(source: Path, root: Path | None = None) -> list[Item]:
@@ -162,25 +162,31 @@ def _evidence(clips, backend, batch: int) -> dict:
 def clip_evidence(clip, backend) -> tuple[float, dict[float, list[float]], list[float]]:
     """One genuine clip: its score as detect reports it, its judged face's speech pieces'
     scores by length (calibration.TURN_SECONDS; each scored on its own span, as judge scores a
-    turn: pipeline.turn_evidence), its timeline windows' scores."""
+    turn: pipeline.turn_score), its timeline windows' scores."""
     report = judge(clip, backend)
     track = next(t for t in clip.tracks if t.face.id == report["face"])
+    pieces = piece_scores(clip, backend, track, calibration.TURN_SECONDS)
+    windows = [w["score"] for w in report["timeline"] if w["score"] is not None]
+    return report["score"], pieces, windows
+
+
+def piece_scores(clip, backend, track, lengths) -> dict[float, list[float]]:
+    """For each length in `lengths` (s): the face's speech cut into consecutive pieces of that
+    much (speech_pieces), each scored as judge scores a turn (pipeline.turn_score: on its own
+    span)."""
     speech = scoring.speech_frames(clip.audio)
     shots = clip.shots or [(0, clip.info.frames)]
     face = face_evidence(backend, clip, track, speech, shots)
-    shot, pieces = track_excerpt(clip, track, shots)[0], {}
-    for seconds in calibration.TURN_SECONDS:
-        pieces[seconds] = []
+    shot, out = track_excerpt(clip, track, shots)[0], {}
+    for seconds in lengths:
+        out[seconds] = []
         for mask in speech_pieces(face.usable, seconds):
             frames = np.flatnonzero(mask)
             turn = speakers.Turn(int(frames[0]), int(frames[-1]) + 1, shot, track.face.id, mask)
-            start, own = turn_evidence(backend, clip, turn, speech, shots, face)
-            own_mask = mask[start : start + len(own.usable)] & own.usable
-            score = scoring.gated_score(own.matrix, own_mask, backend.search.score_shift)
+            score, _ = turn_score(backend, clip, turn, speech, shots, face)
             if score is not None:
-                pieces[seconds].append(score)
-    windows = [w["score"] for w in report["timeline"] if w["score"] is not None]
-    return report["score"], pieces, windows
+                out[seconds].append(score)
+    return out
 
 
 def speech_pieces(usable: np.ndarray, seconds: float) -> list[np.ndarray]:

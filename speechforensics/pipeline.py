@@ -229,7 +229,7 @@ def judge(clip: Prepared, backend: Backend, threshold: float | None = None) -> d
     offset = scoring.curve_offset(curve)
     windows = scoring.timeline(combined, judged, scoring.curve_offset(curve, search.score_shift))
     reported = [
-        _turn(t, turn_evidence(backend, clip, t, speech, shots, faces[t.face]), backend, clip)
+        _turn(t, turn_score(backend, clip, t, speech, shots, faces[t.face]), backend, clip)
         for t in turns
     ]
     single = len({(t.face, t.shot) for t in turns}) == 1  # one speaker in one shot
@@ -286,21 +286,27 @@ def face_evidence(
     )
 
 
-def turn_evidence(backend, clip: Prepared, turn: speakers.Turn, speech, shots, shot_evidence):
-    """(first frame, evidence) of a turn judged on its own: the backend sees the turn's span
-    alone, with speakers.TURN_CONTEXT_FRAMES either side inside its shot, as it would see a clip
-    of that one speaker. A backend that standardises its inputs over what it sees (lipsync-lite
-    does) is then not swayed by the other speakers' voices or a dubbed stretch elsewhere.
-    `shot_evidence` (the face over its whole shot) is reused when the span is the whole shot."""
+def turn_score(
+    backend, clip: Prepared, turn: speakers.Turn, speech, shots, shot_evidence
+) -> tuple[float | None, float]:
+    """(score, seconds of speech with the face in view) of a turn judged on its own: the backend
+    sees the turn's span alone, with speakers.TURN_CONTEXT_FRAMES either side inside its shot, as
+    it would see a clip of that one speaker. A backend that standardises its inputs over what it
+    sees (lipsync-lite does) is then not swayed by the other speakers' voices or a dubbed stretch
+    elsewhere. `shot_evidence` (the face over its whole shot) is reused when the span is the
+    whole shot."""
     a, b = shots[turn.shot]
     start = max(a, turn.start - speakers.TURN_CONTEXT_FRAMES)
     stop = min(b, turn.stop + speakers.TURN_CONTEXT_FRAMES)
     if (start, stop) == (a, b):
-        return 0, shot_evidence
-    track = next(t for t in clip.tracks if t.face.id == turn.face)
-    part = clip.excerpt(start, stop, [track])
-    evidence = face_evidence(backend, part, part.tracks[0], speech[start:stop], [(0, stop - start)])
-    return start, evidence
+        start, face = 0, shot_evidence
+    else:
+        track = next(t for t in clip.tracks if t.face.id == turn.face)
+        part = clip.excerpt(start, stop, [track])
+        face = face_evidence(backend, part, part.tracks[0], speech[start:stop], [(0, stop - start)])
+    mask = turn.frames[start : start + len(face.usable)] & face.usable
+    score = scoring.gated_score(face.matrix, mask, backend.search.score_shift)
+    return score, scoring.speech_seconds(mask)
 
 
 def track_excerpt(clip: Prepared, track: MouthTrack, shots) -> tuple[int, Prepared]:
@@ -342,13 +348,11 @@ def _combined(turns, faces: dict, frames: int, max_shift: int):
     return combined, judged, spans
 
 
-def _turn(turn: speakers.Turn, evidence, backend, clip) -> dict:
-    start, face = evidence
-    mask = turn.frames[start : start + len(face.usable)] & face.usable
-    seconds = scoring.speech_seconds(mask)
-    threshold, score = thresholds_of(backend).turn(seconds), None
-    if seconds >= speakers.MIN_TURN_SPEECH_S:
-        score = scoring.gated_score(face.matrix, mask, backend.search.score_shift)
+def _turn(turn: speakers.Turn, judged, backend, clip) -> dict:
+    score, seconds = judged
+    threshold = thresholds_of(backend).turn(seconds)
+    if seconds < speakers.MIN_TURN_SPEECH_S:
+        score = None
     verdict = "not judged" if score is None else _verdict(score, threshold)
     track = next(t for t in clip.tracks if t.face.id == turn.face)
     start, end = turn.seconds

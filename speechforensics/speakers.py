@@ -25,7 +25,7 @@ STRETCH_GAP_FRAMES = 12  # video frames (0.48 s): a shorter pause does not end a
 # given to its own speaker: one person may answer the other without a pause.
 MAX_STRETCH_FRAMES = 50
 MIN_TURN_SPEECH_S = 1.5  # s of speech a turn needs to be judged on its own
-# A turn is judged on its own span and this many frames either side (pipeline.turn_evidence):
+# A turn is judged on its own span and this many frames either side (pipeline.turn_score):
 # the lips move a little before and after the voice, and a pause this short joins stretches.
 TURN_CONTEXT_FRAMES = STRETCH_GAP_FRAMES
 MIN_VISIBLE = 0.5  # share of a stretch's frames a face must be measured on to be a candidate
