@@ -12,6 +12,7 @@ The pipeline reads a clip twice (faces and landmarks, then mouth crops): ``read_
 streams one frame at a time, so a long clip never has all its frames in memory.
 """
 
+import functools
 import heapq
 import itertools
 import math
@@ -541,7 +542,8 @@ def write_clip(path, frames, audio: np.ndarray | None = None) -> Path:
     first = next(frames)
     path = Path(path)
     with av.open(str(path), "w") as out:
-        video = out.add_stream("libx264", rate=VIDEO_FPS, options={"crf": str(WRITE_CRF)})
+        options = {"crf": str(WRITE_CRF), "x264-params": x264_repeatable()}
+        video = out.add_stream("libx264", rate=VIDEO_FPS, options=options)
         video.width, video.height, video.pix_fmt = first.shape[1], first.shape[0], "yuv420p"
         voice = None if audio is None else out.add_stream("aac", rate=SAMPLE_RATE, layout="mono")
         for frame in itertools.chain([first], frames):
@@ -576,3 +578,40 @@ def redub(path, video_from, audio: np.ndarray) -> Path:
         out.mux(voice.encode(sound))
         out.mux(voice.encode())
     return path
+
+
+X264_AVX512 = "AVX512"  # x264's name for the instruction set whose mbtree code reads past rows
+
+
+@functools.cache
+def x264_repeatable() -> str:
+    """The x264 option (``x264-params``) that makes libx264 give the same bytes for the same
+    frames in every process: every instruction set x264 finds on this CPU but AVX-512. x264's
+    AVX-512 macroblock-tree code takes 8 macroblocks at a time and so reads past the end of a row
+    whose width is not a multiple of 8 macroblocks, at the last rows into memory whose contents
+    vary: the same frames came out differently run after run (PyAV's x264 core 165), a mouth ROI
+    as well as a 160-px clip recompressed by perturb's VC."""
+    found = _x264_instruction_sets()
+    if found is None:  # x264 did not say what it uses: plain C, the same on every machine
+        return "asm=0"
+    return f"asm={','.join(name for name in found if name != X264_AVX512)}"
+
+
+def _x264_instruction_sets() -> list[str] | None:
+    """The instruction sets x264 picks on this CPU (its "using cpu capabilities: ..." line, in
+    its own names, which its ``asm`` option reads back), or None if it does not say."""
+    context = av.CodecContext.create("libx264", "w")
+    context.width = context.height = 64
+    context.pix_fmt, context.time_base = "yuv420p", Fraction(1, VIDEO_FPS)
+    with _FFMPEG_LOG_LEVEL:  # PyAV's log level is process-wide: raised for this open only
+        level = av.logging.get_level()
+        av.logging.set_level(av.logging.INFO)
+        try:
+            with av.logging.Capture() as logs:
+                context.open()
+        finally:
+            av.logging.set_level(level)
+    for _, _, message in logs:
+        if message.startswith("using cpu capabilities:"):
+            return message.split(":", 1)[1].split()
+    return None

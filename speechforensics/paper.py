@@ -22,7 +22,6 @@ Or, with the official intermediate files: a mouth-ROI ``.mp4`` + 16 kHz ``.wav``
 enter at step 6 directly.
 """
 
-import functools
 import json
 import math
 import tempfile
@@ -43,7 +42,6 @@ PAPER_SECONDS = media.PAPER_SECONDS  # s: the official evaluate.py reads the fir
 ROI_CRF = 20  # H.264 quality of the official mouth-ROI videos (write_video_ffmpeg)
 ROI_PIX_FMT = "yuv444p"  # what ffmpeg's libx264 makes of PNG (RGB) input
 ROI_X264_THREADS = 3  # x264's own choice for a 96-pixel-high video on 2+ cores (official runs)
-X264_AVX512 = "AVX512"  # x264's name for the instruction set whose mbtree code reads past rows
 RATE_MAX = 1001000  # largest numerator/denominator ffmpeg gives a frame rate typed as a number
 VSYNC_EXTRA_BITS = 16  # extra bits of precision ffmpeg keeps in a frame's output timestamp
 VSYNC_DROP = -1.1  # output frames: a frame arriving this much too early is dropped (vsync cfr)
@@ -273,44 +271,15 @@ def write_roi_video(crops: np.ndarray, fps: float, path: Path) -> Path:
     return Path(path)
 
 
-@functools.cache
 def x264_params() -> str:
     """x264's settings for the ROI encode beyond crf: the frame threads x264 itself picks for
     96x96 on any machine of 2+ cores (the official ROI files say ``threads=3 lookahead_threads=1
-    sliced_threads=0``; PyAV would slice and fall to 1 thread), and every instruction set x264
-    finds on this CPU but AVX-512. x264's AVX-512 macroblock-tree code takes 8 macroblocks at a
-    time and so reads past the end of each 6-macroblock row, at the last rows into memory whose
-    contents vary: the same crops came out differently run after run (PyAV's x264 core 165; the
-    official FFmpeg 5.1 repeats itself only because each run is a fresh process). Without it an
-    encode depends on its input alone, and gives the frames of FFmpeg 5.1's command with the same
-    instruction sets."""
-    params = f"threads={ROI_X264_THREADS}:sliced-threads=0:lookahead-threads=1"
-    found = _x264_instruction_sets()
-    if found is None:  # x264 did not say what it uses: plain C, the same on every machine
-        return f"{params}:asm=0"
-    if X264_AVX512 in found:
-        return f"{params}:asm={','.join(name for name in found if name != X264_AVX512)}"
-    return params
-
-
-def _x264_instruction_sets() -> list[str] | None:
-    """The instruction sets x264 picks on this CPU (its "using cpu capabilities: ..." line, in
-    its own names, which its ``asm`` option reads back), or None if it does not say."""
-    context = av.CodecContext.create("libx264", "w")
-    context.width = context.height = MOUTH_CROP_PX
-    context.pix_fmt, context.time_base = ROI_PIX_FMT, Fraction(1, VIDEO_FPS)
-    with media._FFMPEG_LOG_LEVEL:  # PyAV's log level is process-wide: raised for this open only
-        level = av.logging.get_level()
-        av.logging.set_level(av.logging.INFO)
-        try:
-            with av.logging.Capture() as logs:
-                context.open()
-        finally:
-            av.logging.set_level(level)
-    for _, _, message in logs:
-        if message.startswith("using cpu capabilities:"):
-            return message.split(":", 1)[1].split()
-    return None
+    sliced_threads=0``; PyAV would slice and fall to 1 thread), and the instruction sets of
+    media.x264_repeatable (all x264 finds on this CPU but AVX-512): an encode then depends on its
+    input alone, and gives the frames of FFmpeg 5.1's command with the same instruction sets (the
+    official FFmpeg 5.1 repeats itself only because each run is a fresh process)."""
+    threads = f"threads={ROI_X264_THREADS}:sliced-threads=0:lookahead-threads=1"
+    return f"{threads}:{media.x264_repeatable()}"
 
 
 def read_roi_video(path: Path) -> np.ndarray:

@@ -250,7 +250,7 @@ def pixelate(rgb: np.ndarray, factor: int) -> np.ndarray:
 
 def compress(frames, crf: int) -> tuple[list[bytes], tuple]:
     """VC: the frames encoded as H.264 at `crf` (yuv420p, libx264's defaults otherwise, one
-    thread), as in `ffmpeg -crf`: the packets, kept in memory (compressed, they are small), and
+    thread, AVX-512 off: media.x264_repeatable), as in `ffmpeg -crf`: the packets, kept in memory (compressed, they are small), and
     the frame shape. `decompress` gives the frames back, the same on every call."""
     encoder, shape, packets = None, None, []
     for i, rgb in enumerate(frames):
@@ -278,7 +278,7 @@ def _h264_encoder(shape: tuple, crf: int):
     encoder.height, encoder.width = _padded(np.zeros((shape[0], shape[1], 1), np.uint8)).shape[:2]
     encoder.pix_fmt, encoder.time_base = "yuv420p", Fraction(1, VIDEO_FPS)
     encoder.framerate = Fraction(VIDEO_FPS)
-    encoder.options = {"crf": str(crf), "threads": "1"}
+    encoder.options = {"crf": str(crf), "threads": "1", "x264-params": media.x264_repeatable()}
     encoder.open()
     return encoder
 
