@@ -154,7 +154,9 @@ class RayEngine:
 
 def _start_scorers(ray, stages: Stages) -> tuple[list, list[str]]:
     """(scorers, the node of each): one per GPU of the cluster; without GPUs, one per node
-    (reserving SCORER_CPUS) judging the clips its node prepared, so they never cross nodes."""
+    (reserving SCORER_CPUS) judging the clips its node prepared, so they never cross nodes; held
+    there (a soft affinity is not kept for a restartable actor without resources), and dropped
+    by the driver when its node is lost."""
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     retries = {"max_restarts": TASK_RETRIES, "max_task_retries": TASK_RETRIES}
@@ -167,7 +169,7 @@ def _start_scorers(ray, stages: Stages) -> tuple[list, list[str]]:
         nodes = [n["NodeID"] for n in ray.nodes() if n["Alive"] and n["Resources"].get("CPU")]
         scorers = [
             actor.options(
-                scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=True)
+                scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False)
             ).remote(stages.load, stages.judge)
             for node in nodes
         ]
@@ -211,6 +213,7 @@ class _Pipeline:
         self.ready = collections.defaultdict(list)  # node -> [(item, attempt, outcome, clip)]
         self.scoring = {}  # result ref -> (scorer index, [(item, attempt)])
         self.calls = [0] * len(scorers)  # calls queued at each scorer
+        self.dead = set()  # scorers Ray could not restart (their node was lost)
         self.lost = []  # (item, why), past every attempt
 
     def results(self, items: list) -> Iterator[dict]:
@@ -266,8 +269,13 @@ class _Pipeline:
 
     def _scorer_for(self, node: str) -> int | None:
         """The least busy scorer on `node` (on any node when it has none), if one has room."""
-        near = [i for i, where in enumerate(self.nodes) if where == node]
-        index = min(near or range(len(self.scorers)), key=self.calls.__getitem__)
+        alive = [i for i in range(len(self.scorers)) if i not in self.dead]
+        if not alive:
+            raise SpeechForensicsError(
+                "every Ray scorer was lost with its node; the finished results are saved: rerun"
+            )
+        near = [i for i in alive if self.nodes[i] == node]
+        index = min(near or alive, key=self.calls.__getitem__)
         return index if self.calls[index] < CALLS_PER_SCORER else None
 
     def _prepared(self, ref) -> None:
@@ -285,6 +293,8 @@ class _Pipeline:
         try:
             results = self.ray.get(ref)
         except Exception as e:  # noqa: BLE001 - a Ray failure: the clips start again
+            if isinstance(e, self.ray.exceptions.RayActorError):  # past its restarts
+                self.dead.add(index)
             for item, attempt in group:
                 self._again(item, attempt, e)
         else:
