@@ -14,7 +14,7 @@ never in a circle (tests/test_layers.py walks every import, function-level ones 
     3  pipeline, backends, paper
     4  report
     5  cache, evaluate, calibrate, fakes, fit_lite, pretrain_config, pretrain_data, pretrain
-    6  cli, serve, __main__
+    6  distributed, cli, serve, __main__
 
 The names below are imported when first used, so `import speechforensics` (and the command's
 --help) does not wait for torch, OpenCV or dlib to load.

@@ -3,6 +3,7 @@
 import argparse
 import json
 import sys
+import warnings
 from pathlib import Path
 
 from .errors import SpeechForensicsError, describe, report_skip
@@ -73,9 +74,36 @@ def _add_detect(p) -> None:
     p.add_argument("--json", type=Path, help="write one JSON list with a result per video")
     p.add_argument("--plot", type=Path, help="save the timeline figure (.png; per video with -N)")
     p.add_argument("--html", type=Path, help="save a self-contained report page (.html)")
+    _add_engine(p)
     _add_protocol_options(p)
     _add_clip_options(p)
     p.set_defaults(run=_detect)
+
+
+def _add_engine(p) -> None:
+    p.add_argument(
+        "--engine",
+        choices=("local", "ray"),
+        default="local",
+        help="local: this machine; ray: a Ray cluster (pip install 'speechforensics[ray]'), "
+        "CPU tasks preparing the clips and a scorer per GPU judging them",
+    )
+    p.add_argument(
+        "--address",
+        help="--engine ray: the cluster's address, host:port as `ray start --head` prints it "
+        "(default: start a local cluster on this machine's cores)",
+    )
+
+
+def _engine(args):
+    """The Ray engine when asked for (Ray is imported only then), else None: this machine."""
+    if args.engine != "ray":
+        if args.address is not None:
+            raise SpeechForensicsError("--address names a Ray cluster: add --engine ray")
+        return None
+    from .distributed import RayEngine  # here: Ray loads only for --engine ray
+
+    return RayEngine(args.address)
 
 
 def _add_protocol_options(p) -> None:
@@ -289,6 +317,9 @@ def _inspect(args) -> int:
 def _detect(args) -> int:
     from .report import write_json
 
+    engine = _engine(args)
+    if engine is not None:
+        return _detect_ray(args, engine)
     backend, paper = _backend(args), _paper_inputs(args)
     if paper is not None:
         return _detect_paper(args, backend, paper)
@@ -314,6 +345,29 @@ def _detect(args) -> int:
         results.append(result)
         if args.json:  # rewritten after every video: an interruption loses nothing done
             write_json(results, args.json)
+    return 1 if failed else 0
+
+
+def _detect_ray(args, engine) -> int:
+    """detect --engine ray: the videos judged on the cluster, one line each as they finish;
+    --json holds those done so far, in the order given."""
+    from .report import write_json
+
+    if args.plot or args.html or _paper_inputs(args) is not None:
+        raise SpeechForensicsError(
+            "--engine ray writes results only: drop --plot, --html, --protocol"
+        )
+    order = {str(video): n for n, video in enumerate(args.videos)}
+    results, failed = [], 0
+    for result in engine.detect(args.videos, args, _show_progress(args)):
+        if result.get("error"):
+            report_skip(result["error"])
+            failed += 1
+        else:
+            print(_result_line(result), flush=True)
+        results.append(result)
+        if args.json:
+            write_json(sorted(results, key=lambda r: order[r["file"]]), args.json)
     return 1 if failed else 0
 
 
@@ -536,6 +590,7 @@ def _add_evaluate(p) -> None:
     p.add_argument("--threshold", type=float, help="score below which a video is called fake")
     _add_model_options(p)
     p.add_argument("--workers", type=int, default=1, help="processes judging videos at once")
+    _add_engine(p)
     p.add_argument(
         "--batch",
         type=_positive,
@@ -598,8 +653,13 @@ def _evaluate(args) -> int:
             "--protocol paper scores every frame as published: no --trim-silence, no --robustness"
         )
     common = (args.cache, max(1, args.workers), _show_progress(args), args.debug, args.batch)
+    engine = _engine(args)
+    if engine is not None and args.workers > 1:
+        warnings.warn("--workers has no effect with --engine ray: the cluster's CPUs prepare")
     if not args.robustness:
-        summary = evaluate.evaluate(items, args.out, config, *common, list_path=args.list)
+        summary = evaluate.evaluate(
+            items, args.out, config, *common, list_path=args.list, engine=engine
+        )
         print(evaluate.table(summary))
         if summary.get("official_parser_keeps") is not None:
             print(evaluate.official_parser_line(summary))
@@ -609,7 +669,7 @@ def _evaluate(args) -> int:
         "audio": perturb.all_audio(),
         "all": perturb.all_video() + perturb.all_audio(),
     }[args.robustness]
-    result = evaluate.robustness(items, args.out, config, conditions, *common)
+    result = evaluate.robustness(items, args.out, config, conditions, *common, engine=engine)
     print(evaluate.robustness_table(result))
     return 1 if any(result["failures"].values()) else 0
 

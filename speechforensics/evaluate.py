@@ -19,6 +19,7 @@ import itertools
 import json
 import multiprocessing
 import os
+import socket
 import sys
 import time
 import traceback
@@ -79,6 +80,7 @@ def evaluate(
     debug: bool = False,
     batch: int | None = None,
     list_path: Path | None = None,
+    engine=None,
 ) -> dict:
     """Judge every item not yet in `out_dir`/results.jsonl, appending each record as it finishes
     (flushed and fsynced), then write scores.csv (list order), summary.json (returned) and the
@@ -87,15 +89,22 @@ def evaluate(
     `batch` > 1: `workers` processes only prepare the clips and this process judges them, `batch`
     clips per pass through the model (None: GPU_BATCH for avhubert on a GPU, else 1).
     `list_path`: the list the items came from; the summary then says how many of its videos
-    the official evaluate.py would have read (lists.official_parser_keeps)."""
+    the official evaluate.py would have read (lists.official_parser_keeps).
+    `engine`: where the clips are judged, a callable (items, config, cache_dir, progress, batch)
+    -> records in any order (distributed.RayEngine); None: this machine (`workers` processes).
+    Either way the records, the resume and the outputs are this function's."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     _check_settings(out_dir, config)
     done = {r["file"]: r for r in read_results(out_dir / "results.jsonl")}
     todo = [item for item in items if str(item.path) not in done]
     cache_dir = Path(cache_dir) if cache_dir is not None else out_dir / "cache"
+    if engine is None:
+        records = judge_items(todo, config, cache_dir, workers, progress, batch)
+    else:
+        records = engine(todo, config, cache_dir, progress, batch)
     with open(out_dir / "results.jsonl", "a", encoding="utf-8") as log:
-        for record in judge_items(todo, config, cache_dir, workers, progress, batch):
+        for record in records:
             log.write(json.dumps(record) + "\n")
             log.flush()
             os.fsync(log.fileno())
@@ -222,9 +231,15 @@ def batched_records(items, config: EvalConfig, cache_dir: Path, workers: int, ba
     backend = backend_of(config)
     prepared = prepared_clips(items, config, cache_dir, workers, backend.needs_crops)
     while group := list(itertools.islice(prepared, batch)):
-        memory = remembered(backend, [clip for _, clip, _ in group if clip is not None])
-        for item, clip, outcome in group:
-            yield _record_of(item, config, memory, clip, outcome)
+        yield from judge_group(group, config, backend)
+
+
+def judge_group(group: list[tuple], config: EvalConfig, backend) -> list[dict]:
+    """The records of prepare_item's (item, clip, outcome) triples, the model run on all their
+    clips in one batch when there are several."""
+    clips = [clip for _, clip, _ in group if clip is not None]
+    memory = remembered(backend, clips) if len(clips) > 1 else backend
+    return [record_of(item, config, memory, clip, outcome) for item, clip, outcome in group]
 
 
 def remembered(backend, clips: list) -> Remembered:
@@ -262,32 +277,38 @@ def _start_preparer(config: EvalConfig, cache_dir: Path, crops: bool) -> None:
 
 
 def _prepare_item(item: Item) -> tuple:
-    started, config = time.perf_counter(), _WORKER["config"]
+    return prepare_item(item, _WORKER["config"], _WORKER["cache_dir"], _WORKER["crops"])
+
+
+def prepare_item(item: Item, config: EvalConfig, cache_dir: Path, crops: bool) -> tuple:
+    """(item, clip, {cached, seconds}), or (item, None, {error, traceback, seconds}) when the
+    video cannot be prepared: the CPU half of judging it, through the cache."""
+    started = time.perf_counter()
     try:
         clip, cached = cache.load_prepared(
-            item.path,
-            _WORKER["cache_dir"],
-            config.max_seconds,
-            config.perturbation,
-            _WORKER["crops"],
+            item.path, cache_dir, config.max_seconds, config.perturbation, crops
         )
     except Exception as e:  # noqa: BLE001 - the record says why; the run goes on
-        return item, None, _failure(e, item)
-    return item, clip, {"cached": cached, "seconds": time.perf_counter() - started}
+        clip, outcome = None, _failure(e, item)
+    else:
+        outcome = {"cached": cached}
+    return item, clip, outcome | {"seconds": time.perf_counter() - started}
 
 
-def _record_of(item: Item, config: EvalConfig, backend, clip, outcome: dict) -> dict:
+def record_of(item: Item, config: EvalConfig, backend, clip, outcome: dict) -> dict:
+    """The record of a clip prepare_item made: judged by `backend`, or its failure."""
     started = time.perf_counter()
     record = _new_record(item, config)
     if clip is None:
-        record |= outcome
+        record |= {k: v for k, v in outcome.items() if k != "seconds"}
     else:
         try:
             _judge_into(record, clip, outcome["cached"], config, backend)
         except Exception as e:  # noqa: BLE001 - one line in the record; the run goes on
             record |= _failure(e, item)
-    record["seconds"] = round(time.perf_counter() - started + outcome.get("seconds", 0.0), 3)
-    return record
+    judged = time.perf_counter() - started
+    stages = {"prepare_s": round(outcome["seconds"], 3), "judge_s": round(judged, 3)}
+    return record | stages | {"seconds": round(outcome["seconds"] + judged, 3)}
 
 
 _WORKER: dict = {}  # per worker process: the config, the cache folder and the loaded backend
@@ -313,18 +334,8 @@ def judge_item(item: Item, config: EvalConfig, backend, cache_dir: Path) -> dict
     any reason: one file never ends the run)."""
     if config.protocol == "paper":
         return paper_item(item, config, backend)
-    started = time.perf_counter()
-    record = _new_record(item, config)
-    try:
-        perturbation = config.perturbation
-        clip, cached = cache.load_prepared(
-            item.path, cache_dir, config.max_seconds, perturbation, backend.needs_crops
-        )
-        _judge_into(record, clip, cached, config, backend)
-    except Exception as e:  # noqa: BLE001 - one line in the record; the run goes on
-        record |= _failure(e, item)
-    record["seconds"] = round(time.perf_counter() - started, 3)
-    return record
+    item, clip, outcome = prepare_item(item, config, cache_dir, backend.needs_crops)
+    return record_of(item, config, backend, clip, outcome)
 
 
 def paper_item(item: Item, config: EvalConfig, backend) -> dict:
@@ -364,7 +375,8 @@ def official_parser_line(summary: dict) -> str:
 
 def _new_record(item: Item, config: EvalConfig) -> dict:
     record = {"file": str(item.path), "label": item.label, "category": item.category}
-    return record | {"perturbation": config.perturbation, "error": None}
+    record |= {"perturbation": config.perturbation, "error": None}
+    return record | {"node": socket.gethostname()}  # where it was judged (Ray: the node's id)
 
 
 def _judge_into(record: dict, clip, cached: bool, config: EvalConfig, backend) -> None:
@@ -527,18 +539,20 @@ def robustness(
     progress: bool = False,
     debug: bool = False,
     batch: int | None = None,
+    engine=None,
 ) -> dict:
     """The clean run and one run per perturbation (out_dir/clean, out_dir/GB-3, ...), each an
-    `evaluate`; the AUC per condition, per type averaged over its levels, their average and the
-    drop from clean, in out_dir/robustness.json and robustness.md (also returned)."""
+    `evaluate` (on `engine`); the AUC per condition, per type averaged over its levels, their
+    average and the drop from clean, in out_dir/robustness.json and robustness.md (also
+    returned)."""
     out_dir = Path(out_dir)
     cache_dir = cache_dir or out_dir / "cache"
     common = (cache_dir, workers, progress, debug, batch)
-    runs = {"clean": evaluate(items, out_dir / "clean", config, *common)}
+    runs = {"clean": evaluate(items, out_dir / "clean", config, *common, engine=engine)}
     for p in conditions:
         run = dataclasses.replace(config, perturbation=p.spec)
         folder = out_dir / p.spec.replace(":", "-")
-        runs[p.spec] = evaluate(items, folder, run, *common)
+        runs[p.spec] = evaluate(items, folder, run, *common, engine=engine)
     result = {"auc": {name: s["auc"] for name, s in runs.items()}}
     result["failures"] = {name: s["failures"] for name, s in runs.items()}
     kinds = list(dict.fromkeys(p.kind for p in conditions))
