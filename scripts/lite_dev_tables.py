@@ -40,7 +40,7 @@ OFFSET_TOLERANCE_MS = 80  # a shift's offset counts as found within 2 frames of 
 
 def judged(path: Path, backend, perturbation) -> dict | None:
     try:
-        clip = prepare(path, crops=False, perturbation=perturbation)
+        clip = prepare(path, perturbation=perturbation)
         return judge(clip, backend)
     except SpeechForensicsError as e:
         print(f"skipped: {e}")

@@ -169,7 +169,8 @@ class AVHubertBackend:
 
 
 class LiteBackend:
-    """Lip geometry against the voice's spectrum in a space fitted on genuine clips (lite.py).
+    """Lip geometry and the mouth's look against the voice's spectrum in a space fitted on
+    genuine clips (lite.py).
 
     The score is how much better lips and voice agree at (near) zero offset than at offsets of a
     third of a second or more: about 0 for a face and a voice that do not belong together.
@@ -177,7 +178,7 @@ class LiteBackend:
 
     name = "lipsync-lite"
     search = LITE_SEARCH
-    needs_crops = False
+    needs_crops = True
     about = (
         "lipsync-lite (no download): checks that the lips open and close in time with the voice; "
         "sees dubbed, swapped, spliced or shifted audio, but not lip-sync or generated faces "
@@ -204,7 +205,11 @@ class LiteBackend:
 
     def streams(self, clip: Prepared, track: MouthTrack) -> tuple[np.ndarray, np.ndarray]:
         landmarks = interpolate_landmarks(track.face.landmarks)
-        visual = lite.visual_input(landmarks, ~track.missing)
+        if track.crops is None:
+            raise SpeechForensicsError(
+                "lipsync-lite reads the mouth crops: prepare the clip with crops=True"
+            )
+        visual = lite.visual_input(landmarks, track.crops, ~track.missing)
         return self.model.streams(visual, lite.audio_input(clip.audio))
 
 

@@ -47,7 +47,7 @@ class Genuine:
 
     name: str
     source: str
-    clip: object  # pipeline.Prepared (landmarks and audio; no crops)
+    clip: object  # pipeline.Prepared (landmarks, mouth crops and audio)
     examples: list[tuple[np.ndarray, np.ndarray, np.ndarray]]
 
 
@@ -73,7 +73,7 @@ def read_genuine(
     debug: bool = False,
 ) -> list[Genuine]:
     """Prepare each clip of `sources` ((path, source) pairs, or paths: each its own source) and
-    its `augment` copies (faces and landmarks only), through the cache in `cache_dir` (default: a
+    its `augment` copies (landmarks and mouth crops), through the cache in `cache_dir` (default: a
     temporary one). Clips that cannot be judged are left out with one line each
     (errors.report_skip), as a batch run does; so are copies that cannot."""
     with tempfile.TemporaryDirectory() as scratch:
@@ -82,14 +82,14 @@ def read_genuine(
         for item in sources:
             path, source = item if isinstance(item, tuple) else (item, Path(item).name)
             try:
-                clip = load_prepared(path, where, crops=False)[0]
+                clip = load_prepared(path, where)[0]
             except Exception as e:  # noqa: BLE001 - one file never ends the batch
                 report_skip(describe(e, path), e, debug)
                 continue
             examples = [_example(clip)]
             for spec in augment:
                 try:
-                    examples.append(_example(load_prepared(path, where, None, spec, False)[0]))
+                    examples.append(_example(load_prepared(path, where, None, spec)[0]))
                 except Exception as e:  # noqa: BLE001
                     report_skip(describe(e, f"{path} ({spec})"), e, debug)
             out.append(Genuine(Path(path).name, source, clip, examples))
@@ -100,7 +100,8 @@ def read_genuine(
 
 def _example(clip) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     track = clip.tracks[0]
-    visual = visual_input(interpolate_landmarks(track.face.landmarks), ~track.missing)
+    landmarks = interpolate_landmarks(track.face.landmarks)
+    visual = visual_input(landmarks, track.crops, ~track.missing)
     rows = speech_frames(clip.audio) & ~track.missing
     return visual, audio_input(clip.audio), rows
 

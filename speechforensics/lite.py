@@ -6,6 +6,10 @@ What it compares, per 25 fps frame:
   origin, eye line horizontal, outer eye corners one unit apart), standardised over the track
   (so face size, the person's mouth shape and the camera do not matter), plus their changes
   from frame to frame;
+- the mouth's look: the low 8x8 two-dimensional cosine transform (DCT) of the centre 88x88 of
+  the 96x96 mouth crop (mouth.py) shrunk to 32x32, without its mean (63 values): teeth, tongue
+  and the dark of an open mouth, which the lip outline does not show; standardised over the
+  track (so lighting, skin and camera do not matter), with its changes from frame to frame;
 - the voice: the 26-band log filterbank of features.py at 100 Hz, its 4 frames per video frame
   stacked (104 values), standardised over the clip (so level and microphone do not matter);
 - both over 7 frames (the frame and 3 either side, 0.28 s).
@@ -21,6 +25,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from .errors import SpeechForensicsError
@@ -29,10 +34,15 @@ from .features import SAMPLES_PER_FRAME, log_filterbank, stack_frames
 CONTEXT_FRAMES = 3  # frames either side stacked with each frame (7 frames, 0.28 s)
 CANONICAL_DIMS = 6  # canonical directions kept: the width of both streams
 REGULARISATION = 3.0  # share of the mean variance added to each covariance's diagonal
+MIN_FIT_FRAMES = 100  # speech frames (4 s) at least to fit on (the covariances are regularised)
 STD_FLOOR = 1e-6  # floor of a standard deviation (a measure that never moves)
 FRAME_MEDIAN_FRAMES = 25  # frames (1 s): running median of the face frame's size and angle
 PARAMS = Path(__file__).parent / "data" / "lipsync_lite.npz"
-FORMAT = 2  # version of the parameter file's layout and inputs (2: face frame of medians)
+FORMAT = 3  # version of the parameter file's layout and inputs (3: the mouth's look added)
+APPEARANCE_PX = 32  # side of the shrunk mouth crop whose cosine transform is taken
+APPEARANCE_DCT = 8  # the low APPEARANCE_DCT x APPEARANCE_DCT coefficients kept, less the mean
+APPEARANCE = APPEARANCE_DCT**2 - 1
+CROP_BORDER_PX = 4  # the centre 88x88 of the 96x96 crop, as AV-HuBERT's input
 
 # The face frame: nose tip at the origin, outer eye corners (36, 45) on the x axis, 1 apart.
 NOSE_TIP, EYE_CORNERS = 33, (36, 45)
@@ -92,11 +102,27 @@ def with_context(x: np.ndarray, half: int = CONTEXT_FRAMES) -> np.ndarray:
     return np.concatenate([padded[i : i + len(x)] for i in range(2 * half + 1)], axis=1)
 
 
-def visual_input(landmarks: np.ndarray, measured: np.ndarray | None = None) -> np.ndarray:
-    """[T, 2*MEASURES*7] from a track's (interpolated) landmarks; `measured` marks the frames
-    whose face was seen, over which the measures are standardised."""
+def mouth_appearance(crops: np.ndarray) -> np.ndarray:
+    """[T, APPEARANCE] the look of each [96, 96] uint8 mouth crop: the low cosine-transform
+    coefficients of its centre, shrunk to APPEARANCE_PX, without the first (the mean)."""
+    border = CROP_BORDER_PX
+    out = np.empty((len(crops), APPEARANCE), np.float64)
+    for i, crop in enumerate(crops):
+        centre = crop[border:-border, border:-border].astype(np.float32) / 255.0
+        small = cv2.resize(centre, (APPEARANCE_PX, APPEARANCE_PX), interpolation=cv2.INTER_AREA)
+        out[i] = cv2.dct(small)[:APPEARANCE_DCT, :APPEARANCE_DCT].ravel()[1:]
+    return out
+
+
+def visual_input(
+    landmarks: np.ndarray, crops: np.ndarray, measured: np.ndarray | None = None
+) -> np.ndarray:
+    """[T, 2*(MEASURES+APPEARANCE)*7] from a track's (interpolated) landmarks and mouth crops;
+    `measured` marks the frames whose face was seen, over which each is standardised."""
     lips = standardise(lip_measures(landmarks), measured)
-    return with_context(np.concatenate([lips, np.gradient(lips, axis=0)], axis=1))
+    look = standardise(mouth_appearance(crops), measured)
+    both = np.concatenate([lips, look], axis=1)
+    return with_context(np.concatenate([both, np.gradient(both, axis=0)], axis=1))
 
 
 def audio_input(audio: np.ndarray) -> np.ndarray:
@@ -145,9 +171,9 @@ def load(path: str | Path = PARAMS) -> LiteModel:
         raise SpeechForensicsError(
             f"{path}: lipsync-lite format {meta.get('format')}, this version reads {FORMAT}"
         )
-    dims = (2 * MEASURES * (2 * CONTEXT_FRAMES + 1), arrays["audio_mean"].shape[0])
+    dims = (2 * (MEASURES + APPEARANCE) * (2 * CONTEXT_FRAMES + 1), arrays["audio_mean"].shape[0])
     if arrays["visual_projection"].shape[0] != dims[0]:
-        raise SpeechForensicsError(f"{path}: fitted for other lip measures than this version's")
+        raise SpeechForensicsError(f"{path}: fitted for other mouth measures than this version's")
     return LiteModel(**arrays, provenance=meta["provenance"])
 
 
@@ -156,7 +182,7 @@ def fit(examples, dims: int = CANONICAL_DIMS, regularisation: float = REGULARISA
     marking the rows to fit on (speech with the face in view); `prov` goes into its provenance."""
     x = np.concatenate([v[rows] for v, _, rows in examples])
     y = np.concatenate([a[rows] for _, a, rows in examples])
-    if len(x) <= x.shape[1]:
+    if len(x) < MIN_FIT_FRAMES:
         raise SpeechForensicsError(f"{len(x)} speech frames are too few to fit lipsync-lite")
     mx, my = x.mean(0), y.mean(0)
     wx, wy = (

@@ -250,8 +250,9 @@ def pixelate(rgb: np.ndarray, factor: int) -> np.ndarray:
 
 def compress(frames, crf: int) -> tuple[list[bytes], tuple]:
     """VC: the frames encoded as H.264 at `crf` (yuv420p, libx264's defaults otherwise, one
-    thread, AVX-512 off: media.x264_repeatable), as in `ffmpeg -crf`: the packets, kept in memory (compressed, they are small), and
-    the frame shape. `decompress` gives the frames back, the same on every call."""
+    thread, AVX-512 off: media.x264_repeatable), as in `ffmpeg -crf`: the packets, kept in
+    memory (compressed, they are small), and the frame shape. `decompress` gives the frames
+    back, the same on every call."""
     encoder, shape, packets = None, None, []
     for i, rgb in enumerate(frames):
         if encoder is None:

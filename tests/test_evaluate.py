@@ -176,7 +176,7 @@ def test_trim_silence_drops_the_leading_silence(tmp_path):
     assert records[0]["trim_start_s"] == pytest.approx(1.0, abs=0.25)
     assert records[1]["trim_start_s"] < 0.5
     assert "untrimmed" in summary and records[0]["score_untrimmed"] is not None
-    prepared, _ = cache.load_prepared(shifted, tmp_path / "out/cache", crops=False)
+    prepared, _ = cache.load_prepared(shifted, tmp_path / "out/cache")
     trimmed, start = evaluate.trim_silence(prepared)
     cut = round(start * 25)
     assert trimmed.info.frames == len(trimmed.audio) // 640

@@ -14,7 +14,7 @@ DEV = SHARED / "media/dev"
 
 @pytest.fixture(scope="module")
 def clip():
-    return prepare(need(DEV / "lrs2_deepavsr_00016.mp4"), crops=False)
+    return prepare(need(DEV / "lrs2_deepavsr_00016.mp4"))
 
 
 def test_stretches_follow_the_speech_and_are_cut_at_shots_and_length():
