@@ -29,6 +29,7 @@ import numpy as np
 from speechforensics.errors import SpeechForensicsError
 
 MOUTH_CROP_PX = 96  # pixels, side of the square grayscale mouth crop
+CROP_MARGIN_FRAMES = 50  # frames (2 s) cut either side of a face's landmarks (crop_tracks)
 CANVAS_PX = 256  # pixels, side of the square reference-face canvas the frames are aligned to
 SMOOTHING_FRAMES = 12  # frames averaged per transform: the frame itself and the 11 after it
 LANDMARK_POINTS = 68  # points per face (dlib / iBUG 300-W layout), each (x, y) in frame pixels
@@ -194,6 +195,15 @@ def crop_mouth(frame: np.ndarray, affine: np.ndarray, origin) -> np.ndarray:
     return cv2.cvtColor(warped.astype(np.uint8), cv2.COLOR_RGB2GRAY)
 
 
+def _cropped_span(landmarks: np.ndarray, total: int) -> tuple[int, int]:
+    """[lo, hi): the frames whose crops are cut for a face with these landmarks."""
+    found = np.flatnonzero(~np.isnan(np.asarray(landmarks, np.float64)).all(axis=(1, 2)))
+    if found.size == 0:
+        return 0, total
+    margin = CROP_MARGIN_FRAMES
+    return max(0, int(found[0]) - margin), min(total, int(found[-1]) + 1 + margin)
+
+
 def crop_mouths(frames: Iterable[np.ndarray], landmarks: np.ndarray) -> np.ndarray:
     """RGB uint8 frames and their [T, 68, 2] landmarks (all-NaN rows: no face) -> [T, 96, 96].
 
@@ -207,18 +217,25 @@ def crop_mouths(frames: Iterable[np.ndarray], landmarks: np.ndarray) -> np.ndarr
 
 def crop_tracks(frames: Iterable[np.ndarray], landmarks: list[np.ndarray]) -> list[np.ndarray]:
     """`crop_mouths` for several faces of the same frames (one [T, 68, 2] array each), in one
-    pass over the frames."""
+    pass over the frames. A face's crops are cut from CROP_MARGIN_FRAMES before its first
+    landmarks to as many after its last (the rest stay black): in a long video of many shots
+    each face costs the memory of its own stretch, not of the whole video."""
     plans = [mouth_transforms(interpolate_landmarks(lm)) for lm in landmarks]
     total = len(landmarks[0])
     if isinstance(frames, np.ndarray) and len(frames) != total:
         raise SpeechForensicsError(f"got {len(frames)} frames for {total} rows of landmarks")
-    crops = [np.empty((total, MOUTH_CROP_PX, MOUTH_CROP_PX), np.uint8) for _ in plans]
+    # zeros: the operating system gives memory to the pages written only, so a face seen for a
+    # few seconds of a long video costs a few seconds of crops
+    crops = [np.zeros((total, MOUTH_CROP_PX, MOUTH_CROP_PX), np.uint8) for _ in plans]
+    spans = [_cropped_span(lm, total) for lm in landmarks]
     seen = 0
     for seen, frame in enumerate(frames, start=1):
         if seen > total:
             raise SpeechForensicsError(f"got more frames than the {total} rows of landmarks")
-        for out, (affines, origins) in zip(crops, plans, strict=True):
-            out[seen - 1] = crop_mouth(frame, affines[seen - 1], origins[seen - 1])
+        i = seen - 1
+        for out, (affines, origins), (lo, hi) in zip(crops, plans, spans, strict=True):
+            if lo <= i < hi:
+                out[i] = crop_mouth(frame, affines[i], origins[i])
     if seen != total:
         raise SpeechForensicsError(f"got {seen} frames for {total} rows of landmarks")
     return crops

@@ -5,6 +5,7 @@ from conftest import SHARED, need
 from speechforensics.errors import SpeechForensicsError
 from speechforensics.mouth import (
     CANVAS_PX,
+    CROP_MARGIN_FRAMES,
     LANDMARK_POINTS,
     MOUTH_CROP_PX,
     MOUTH_POINTS,
@@ -13,6 +14,7 @@ from speechforensics.mouth import (
     STABLE_POINTS,
     crop_mouth,
     crop_mouths,
+    crop_tracks,
     interpolate_landmarks,
     mouth_transforms,
     umeyama,
@@ -260,6 +262,21 @@ def test_crop_mouths_streams_a_generator_lazily():
     assert np.array_equal(got, crop_mouths(frames, lm))
     assert np.array_equal(got, crop_mouths(list(frames), lm))
     assert got.shape == (15, MOUTH_CROP_PX, MOUTH_CROP_PX) and got.dtype == np.uint8
+
+
+def test_a_face_seen_briefly_is_cropped_only_near_its_stretch():
+    margin = CROP_MARGIN_FRAMES
+    total, seen = 2 * margin + 30, slice(margin + 5, margin + 15)
+    brief = np.full((total, LANDMARK_POINTS, 2), np.nan)
+    brief[seen] = moving_faces(10)
+    always = np.tile(face(), (total, 1, 1))
+    frame = smooth_image(240, 320)
+    crops = crop_tracks(np.stack([frame] * total), [brief, always])
+    lit = np.flatnonzero(crops[0].any(axis=(1, 2)))
+    assert lit[0] == seen.start - CROP_MARGIN_FRAMES == 5  # its stretch and the margin either side
+    assert lit[-1] == seen.stop - 1 + CROP_MARGIN_FRAMES
+    assert crops[1].any(axis=(1, 2)).all()  # the face seen throughout: every frame
+    assert np.array_equal(crops[1], crop_mouths(np.stack([frame] * total), always))
 
 
 def test_frame_count_must_match_landmarks():
