@@ -55,10 +55,24 @@ def _parser(command: str | None = None) -> argparse.ArgumentParser:
 
 
 def _add_detect(p) -> None:
-    from .backends import BACKENDS, CHECKPOINT_ENV
     from .media import FORMATS
 
     p.add_argument("videos", type=Path, nargs="+", help=f"video files ({FORMATS})")
+    _add_backend_options(p)
+    _add_model_options(p)
+    p.add_argument("--json", type=Path, help="write one JSON list with a result per video")
+    p.add_argument("--plot", type=Path, help="save the timeline figure (.png; per video with -N)")
+    p.add_argument("--html", type=Path, help="save a self-contained report page (.html)")
+    _add_engine(p)
+    _add_protocol_options(p)
+    _add_clip_options(p)
+    p.set_defaults(run=_detect)
+
+
+def _add_backend_options(p, threshold: bool = True) -> None:
+    """--backend, --checkpoint, --lite-params and (`threshold`) --threshold: which model judges."""
+    from .backends import BACKENDS, CHECKPOINT_ENV
+
     p.add_argument(
         "--backend",
         choices=BACKENDS,
@@ -69,15 +83,8 @@ def _add_detect(p) -> None:
     p.add_argument(
         "--lite-params", type=Path, help="lipsync-lite parameters from fit-lite (default: shipped)"
     )
-    p.add_argument("--threshold", type=float, help="score below which a video is called fake")
-    _add_model_options(p)
-    p.add_argument("--json", type=Path, help="write one JSON list with a result per video")
-    p.add_argument("--plot", type=Path, help="save the timeline figure (.png; per video with -N)")
-    p.add_argument("--html", type=Path, help="save a self-contained report page (.html)")
-    _add_engine(p)
-    _add_protocol_options(p)
-    _add_clip_options(p)
-    p.set_defaults(run=_detect)
+    if threshold:
+        p.add_argument("--threshold", type=float, help="score below which a video is called fake")
 
 
 def _add_engine(p) -> None:
@@ -574,7 +581,6 @@ def _serve(args) -> int:
 
 
 def _add_evaluate(p) -> None:
-    from .backends import BACKENDS, CHECKPOINT_ENV
 
     p.add_argument(
         "list",
@@ -584,10 +590,7 @@ def _add_evaluate(p) -> None:
     )
     p.add_argument("--root", type=Path, help="folder the list's paths start from (its own)")
     p.add_argument("--out", type=Path, required=True, help="results folder; rerun to resume")
-    p.add_argument("--backend", choices=BACKENDS, help="as for detect")
-    p.add_argument("--checkpoint", type=Path, help=f"AV-HuBERT checkpoint (or ${CHECKPOINT_ENV})")
-    p.add_argument("--lite-params", type=Path, help="lipsync-lite parameters (default: shipped)")
-    p.add_argument("--threshold", type=float, help="score below which a video is called fake")
+    _add_backend_options(p)
     _add_model_options(p)
     p.add_argument("--workers", type=int, default=1, help="processes judging videos at once")
     _add_engine(p)
@@ -675,7 +678,6 @@ def _evaluate(args) -> int:
 
 
 def _add_calibrate(p) -> None:
-    from .backends import BACKENDS, CHECKPOINT_ENV
     from .calibration import FALSE_ALARM
 
     p.description = (
@@ -697,9 +699,7 @@ def _add_calibrate(p) -> None:
         "it beside the model as <model file>.calibration.json, with --protocol paper "
         "<model file>.paper.calibration.json)",
     )
-    p.add_argument("--backend", choices=BACKENDS, help="as for detect")
-    p.add_argument("--checkpoint", type=Path, help=f"AV-HuBERT checkpoint (or ${CHECKPOINT_ENV})")
-    p.add_argument("--lite-params", type=Path, help="lipsync-lite parameters (default: shipped)")
+    _add_backend_options(p, threshold=False)
     p.add_argument(
         "--false-alarm",
         type=float,
