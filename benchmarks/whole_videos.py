@@ -3,7 +3,8 @@
 
     speechforensics make-fakes ../shared/media/dev OUT --kinds turns turns-forged cuts \\
         cuts-forged long long-forged
-    python benchmarks/whole_videos.py OUT [--backend lipsync-lite] [--results R.jsonl]
+    python benchmarks/whole_videos.py OUT [--backend lipsync-lite] [--results R.jsonl] \\
+        [--cache DIR] [--held-out ../shared/media/dev/MANIFEST.tsv ../shared/media/fit/MANIFEST.tsv]
 
 Per kind, and over all genuine and all forged videos:
 - called real (genuine) / called fake (forged);
@@ -16,6 +17,15 @@ Per kind, and over all genuine and all forged videos:
 - false-alarm segments: seconds of reported segments outside forged spans, per second of
   genuine time (genuine videos, and the genuine parts of forged ones).
 Results are appended to --results as they come (a rerun skips videos already there).
+
+The shipped lipsync-lite model was fitted on the genuine clips the composites are made of, so
+its scores of them are in-sample. With --held-out LIST ... (the lists the model was fitted on)
+each video is judged as a new source would be: lipsync-lite is fitted once per fold of
+fit_lite.folds (sources held out whole, the shipped settings and distorted copies), the video is
+judged by every fold model, and each reported turn and timeline window is taken from the model
+that never saw the clip shown at its middle; the video's verdict and segments are recomposed
+from those as pipeline.judge makes them. --cache keeps prepared clips (composites and fitted
+clips) between runs.
 """
 
 import argparse
@@ -26,11 +36,12 @@ from pathlib import Path
 
 import numpy as np
 
-from speechforensics.backends import load_backend
+from speechforensics import fit_lite, scoring
+from speechforensics.backends import LiteBackend, load_backend
+from speechforensics.cache import load_prepared
 from speechforensics.errors import describe
 from speechforensics.features import VIDEO_FPS
-from speechforensics.media import read_audio
-from speechforensics.pipeline import detect
+from speechforensics.pipeline import judge, prepare, reported_segments, thresholds_of, video_verdict
 from speechforensics.scoring import speech_frames
 
 
@@ -80,6 +91,45 @@ def check(result: dict, truth: dict, speech: np.ndarray) -> dict:
     }
 
 
+class HeldOut:
+    """lipsync-lite fold models over the genuine clips of `lists` (fit_lite, as the shipped fit)
+    and the fold of each clip's source, by file name."""
+
+    def __init__(self, lists: list[Path], cache: Path | None):
+        sources = [s for path in lists for s in fit_lite.list_sources(path)]
+        clips = fit_lite.read_genuine(sources, fit_lite.AUGMENTATIONS, cache)
+        folded = fit_lite.folds(clips)
+        self.backends = [LiteBackend(model) for _, model in folded]
+        self.fold = {c.name: k for k, (held, _) in enumerate(folded) for c in held}
+
+    def judge(self, clip, truth: dict) -> dict:
+        """The report of `clip` with each turn and window from the fold model that never saw
+        the clip shown at its middle (truth: the video's truth JSON)."""
+        results = [judge(clip, backend) for backend in self.backends]
+
+        def fold(item: dict) -> int:
+            middle = (item["start_s"] + item["end_s"]) / 2
+            shown = next((t for t in truth["turns"] if middle < t["end_s"]), truth["turns"][-1])
+            return self.fold[shown["source"]]
+
+        turns = sorted(
+            (t for k, r in enumerate(results) for t in r["turns"] if fold(t) == k),
+            key=lambda t: t["start_s"],
+        )
+        if len(turns) == 1:  # one speaker in one shot: that model's report as it stands
+            return results[fold(turns[0])]
+        windows = [results[fold(w)]["timeline"][i] for i, w in enumerate(results[0]["timeline"])]
+        limits = thresholds_of(self.backends[0])
+        first = results[fold(turns[0])] if turns else results[0]
+        verdict, decided = video_verdict(
+            first["score"], limits, turns, False, first["speech_seconds"]
+        )
+        low = [scoring.Window(**w) for w in windows]
+        segments = reported_segments(low, turns, limits.segment)
+        return first | {"verdict": verdict, "decided_by": decided, "turns": turns,
+                        "timeline": windows, "segments": segments}  # fmt: skip
+
+
 def table(rows: list[dict]) -> str:
     kinds = sorted({r["kind"] for r in rows})
     out = [
@@ -116,12 +166,21 @@ def main() -> None:
     p.add_argument("--backend", default=None)
     p.add_argument("--checkpoint", default=None)
     p.add_argument("--results", type=Path, help="results .jsonl (default FOLDER/whole.jsonl)")
+    p.add_argument("--cache", type=Path, help="keep prepared clips here (evaluate's cache)")
+    p.add_argument(
+        "--held-out", type=Path, nargs="+", metavar="LIST",
+        help="judge lipsync-lite held out by source: fold models fitted on these lists' genuine "
+        "clips (those the shipped model was fitted on)",
+    )  # fmt: skip
     args = p.parse_args()
     results = args.results or args.folder / "whole.jsonl"
     done = {}
     if results.exists():
         done = {r["file"]: r for r in map(json.loads, results.read_text().splitlines())}
     backend = load_backend(args.backend, args.checkpoint)
+    if args.held_out and backend.name != "lipsync-lite":
+        p.error("--held-out refits lipsync-lite; it says nothing of another backend")
+    held_out = HeldOut(args.held_out, args.cache) if args.held_out else None
     with open(results, "a") as log:
         for truth_path in sorted(args.folder.glob("*.truth.json")):
             truth = json.loads(truth_path.read_text())
@@ -131,8 +190,12 @@ def main() -> None:
             row = {"file": str(video), "kind": truth["kind"], "label": truth["label"]}
             started = time.perf_counter()
             try:
-                result = detect(video, backend, max_seconds=None)
-                speech = speech_frames(read_audio(video, max_seconds=None))
+                if args.cache:
+                    clip = load_prepared(video, args.cache, None, crops=backend.needs_crops)[0]
+                else:
+                    clip = prepare(video, None, crops=backend.needs_crops)
+                result = held_out.judge(clip, truth) if held_out else judge(clip, backend)
+                speech = speech_frames(clip.audio)
                 row |= check(result, truth, speech) | {"turns": result["turns"]}
             except Exception as e:  # noqa: BLE001 - measured, not fatal
                 row["error"] = describe(e, video)

@@ -10,6 +10,7 @@ into their own features.
 """
 
 import dataclasses
+import itertools
 import queue
 import threading
 from collections.abc import Iterator
@@ -227,7 +228,7 @@ def judge(clip: Prepared, backend: Backend, threshold: float | None = None) -> d
         )
     curve = scoring.offset_curve(combined[spans])
     offset = scoring.curve_offset(curve)
-    windows = scoring.timeline(combined, judged, scoring.curve_offset(curve, search.score_shift))
+    windows = scoring.timeline(_aligned(combined, turns, spans, search.score_shift), judged, 0)
     reported = [
         _turn(t, turn_score(backend, clip, t, speech, shots, faces[t.face]), backend, clip)
         for t in turns
@@ -235,7 +236,7 @@ def judge(clip: Prepared, backend: Backend, threshold: float | None = None) -> d
     single = len({(t.face, t.shot) for t in turns}) == 1  # one speaker in one shot
     score = score if single else _mean_turn_score(reported, score)
     speech_s = scoring.speech_seconds(judged)
-    verdict, decided = _video_verdict(score, limits, reported, single, speech_s)
+    verdict, decided = video_verdict(score, limits, reported, single, speech_s)
     band = limits.band(speech_s)
     summary = {
         "file": str(clip.info.path),
@@ -249,7 +250,7 @@ def judge(clip: Prepared, backend: Backend, threshold: float | None = None) -> d
         "offset_ms": scoring.offset_ms(offset),
         "speech_seconds": speech_s,
     }
-    segments = _segments(windows, reported, limits.segment) if threshold is not None else []
+    segments = reported_segments(windows, reported, limits.segment) if threshold is not None else []
     return summary | {
         "backend": backend.name,
         "backend_about": backend.about,
@@ -348,6 +349,25 @@ def _combined(turns, faces: dict, frames: int, max_shift: int):
     return combined, judged, spans
 
 
+def _aligned(combined, turns, spans, within: int) -> np.ndarray:
+    """[frames, 1] each frame's similarity at the best offset (within `within` frames) of its
+    face in its shot: one recording per face and shot, whose picture and sound may be offset
+    otherwise than another's (a package of clips, a panel filmed apart)."""
+    out = np.full((len(combined), 1), np.nan, np.float32)
+    shift = combined.shape[1] // 2
+    for group in {(t.face, t.shot) for t in turns}:
+        mask = np.zeros(len(combined), bool)
+        for t in turns:
+            if (t.face, t.shot) == group:
+                mask[t.start : t.stop] = True
+        mask &= spans
+        if not mask.any():
+            continue
+        offset = scoring.curve_offset(scoring.offset_curve(combined[mask]), within)
+        out[mask, 0] = combined[mask, offset + shift]
+    return out
+
+
 def _turn(turn: speakers.Turn, judged, backend, clip) -> dict:
     score, seconds = judged
     threshold = thresholds_of(backend).turn(seconds)
@@ -378,7 +398,7 @@ def _mean_turn_score(turns: list[dict], whole: float) -> float:
     return float(np.average([t["score"] for t in judged], weights=weights))
 
 
-def _video_verdict(score: float, limits, turns: list[dict], single: bool, speech_s: float):
+def video_verdict(score: float, limits, turns: list[dict], single: bool, speech_s: float):
     """fake when any judged turn is out of agreement (under its turn threshold; `decided_by`
     names the worst such turn); else, for one speaker in one shot (or when no turn could be
     judged on its own), the clip verdict of the video's score (scoring.Thresholds.verdict:
@@ -394,15 +414,20 @@ def _video_verdict(score: float, limits, turns: list[dict], single: bool, speech
     return "real", None
 
 
-def _segments(windows, turns: list[dict], low: float | None) -> list[list[float]]:
+def reported_segments(windows, turns: list[dict], low: float | None) -> list[list[float]]:
     """Where the voice and the lips part: the turns judged fake, and runs of timeline windows
     under the backend's segment threshold lasting at least scoring.MIN_SEGMENT_SECONDS (both set
-    on genuine footage so that little genuine time is shaded)."""
+    on genuine footage so that little genuine time is shaded). A run is cut where a turn starts
+    or ends (a window astride two turns half belongs to each), and each piece must last that
+    long on its own: a dubbed turn's low windows do not spill into the turn beside it."""
     found = [(t["start_s"], t["end_s"]) for t in turns if t["verdict"] == "fake"]
     if low is not None:
-        found += [
-            s for s in scoring.segments(windows, low) if s[1] - s[0] >= scoring.MIN_SEGMENT_SECONDS
-        ]
+        edges = sorted({t[k] for t in turns for k in ("start_s", "end_s")})
+        for a, b in scoring.segments(windows, low):
+            cuts = [a, *(e for e in edges if a < e < b), b]
+            found += [
+                (x, y) for x, y in itertools.pairwise(cuts) if y - x >= scoring.MIN_SEGMENT_SECONDS
+            ]
     merged: list[list[float]] = []
     for a, b in sorted(found):
         if merged and a <= merged[-1][1]:

@@ -12,9 +12,10 @@ from conftest import SHARED, need
 from speechforensics import media
 from speechforensics.backends import LiteBackend
 from speechforensics.errors import SpeechForensicsError
+from speechforensics.features import SAMPLES_PER_FRAME
 from speechforensics.media import probe, read_frames, write_clip
-from speechforensics.pipeline import detect, prepare
-from speechforensics.scoring import THRESHOLDS
+from speechforensics.pipeline import detect, prepare, reported_segments
+from speechforensics.scoring import THRESHOLDS, Window, thresholds
 
 DEV = SHARED / "media/dev"
 REFERENCE = SHARED / "reference/preprocessing/mouth_crop_reference.npz"
@@ -264,6 +265,52 @@ def test_a_dubbed_turn_is_named_with_its_face_and_time(two_speakers):
     assert covered >= 0.5 * (forged["end_s"] - forged["start_s"])
     first = next(t for t in result["turns"] if _inside(t["box_px"], truth["turns"][0]["box"]))
     assert first["verdict"] == "real"  # the genuine speaker is not blamed
+
+
+def _windows_within(result: dict, start: float, end: float) -> np.ndarray:
+    return np.array(
+        [w["score"] for w in result["timeline"]
+         if w["score"] is not None and start <= w["start_s"] and w["end_s"] <= end]
+    )  # fmt: skip
+
+
+def test_each_speaker_is_aligned_on_its_own_offset(two_speakers, tmp_path):
+    """Panels filmed apart need not share an offset: with the second speaker's voice 3 frames
+    (120 ms) late, that speaker's timeline is read at its own best offset, as high as on time,
+    and no genuine second is shaded (one offset for the video read it 120 ms off)."""
+    path, truth = two_speakers[0]
+    audio = media.read_audio(path)
+    change = round(truth["turns"][1]["start_s"] * 25) * SAMPLES_PER_FRAME
+    delay = np.zeros(3 * SAMPLES_PER_FRAME, audio.dtype)
+    late = np.concatenate([audio[:change], delay, audio[change : len(audio) - len(delay)]])
+    on_time = detect(path, LiteBackend())
+    result = detect(media.redub(tmp_path / "late.mp4", path, late), LiteBackend())
+    span = truth["turns"][1]["start_s"], truth["turns"][1]["end_s"]
+    second, before = _windows_within(result, *span), _windows_within(on_time, *span)
+    assert result["verdict"] == "real" and result["segments"] == []
+    assert abs(second.mean() - before.mean()) < 0.05, (second.mean(), before.mean())
+    assert second.min() > thresholds("lipsync-lite").segment
+
+
+def test_a_low_run_is_cut_where_turns_meet():
+    """Low windows astride the change of speaker shade neither turn unless a piece on one
+    side lasts MIN_SEGMENT_SECONDS on its own."""
+    turns = [
+        {"start_s": 0.0, "end_s": 5.0, "verdict": "real"},
+        {"start_s": 5.0, "end_s": 9.0, "verdict": "real"},
+    ]
+    hop = 0.2
+
+    def low_from(start: float, stop: float) -> list[Window]:
+        return [
+            Window(t, t + 1.0, -1.0 if start <= t < stop else 1.0, 1.0)
+            for t in np.arange(0.0, 8.0 + hop / 2, hop)
+        ]
+
+    assert reported_segments(low_from(4.2, 5.2), turns, 0.0) == []  # 0.4 s + 0.6 s
+    assert reported_segments(low_from(4.2, 5.2), [], 0.0) == [pytest.approx([4.6, 5.6])]
+    (piece,) = reported_segments(low_from(4.0, 6.6), turns, 0.0)  # 0.6 s before, 2 s after
+    assert piece == pytest.approx([5.0, 7.0])
 
 
 def test_a_video_longer_than_the_old_cap_is_analysed_to_its_end(tmp_path):
