@@ -47,7 +47,7 @@ def calibrate_scores(list_path: Path, cache: Path) -> dict[str, float]:
     """{clip: score} as `speechforensics calibrate` scores the list's genuine clips."""
     items = genuine_items(list_path)
     backend, scores = LiteBackend(), {}
-    for item, clip, outcome in prepared_clips(items, EvalConfig(), cache, 1, False):
+    for item, clip, outcome in prepared_clips(items, EvalConfig(), cache, 1, backend.needs_crops):
         if clip is None:
             print(f"skipped: {outcome['error']}")
             continue
