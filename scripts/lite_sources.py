@@ -1,11 +1,11 @@
 """lipsync-lite on sources it has never seen: cross-validation with whole sources held out.
 
-Every genuine clip, and every pair of it with another held-out clip's voice, is judged by a model
-fitted without any clip of its source (fit_lite.folds; sources from the lists' `source` column,
-else their kind). Prints, as Markdown: the figures at the threshold (the 5th percentile of the
-held-out genuine scores) with intervals over resampled sources; each source's genuine scores
-(the spread an `uncertain` band can use); what a band threshold +- d around it would give; and,
-with --robustness, how each distortion moves the held-out genuine scores and the AUC.
+Every genuine clip, and every pair of it with another held-out clip's voice (repeated to fill the
+clip), is judged by a model fitted without any clip of its source (fit_lite.folds; sources from the
+lists' `source` column, else their kind). Prints, as Markdown: the figures at the threshold (the
+5th percentile of the held-out genuine scores) with intervals over resampled sources; each source's
+genuine scores (the spread an `uncertain` band can use); what a band threshold +- d around it would
+give; and, with --robustness, how each distortion moves the held-out genuine scores and the AUC.
 
     python scripts/lite_sources.py ../shared/media/dev/MANIFEST.tsv \
         ../shared/media/fit/MANIFEST.tsv [--augment scale:5 VC:3 ...] [--cache DIR] \

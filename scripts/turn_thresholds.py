@@ -24,7 +24,7 @@ import numpy as np
 
 from speechforensics import calibrate, fit_lite
 from speechforensics.backends import LiteBackend
-from speechforensics.media import pad_or_trim
+from speechforensics.media import repeat_to
 from speechforensics.pipeline import judge
 
 MEDIA = Path(__file__).resolve().parents[1].parent / "shared/media"
@@ -50,7 +50,7 @@ def main() -> None:
         for i, c in enumerate(held):
             other = held[(i + 1) % len(held)]
             dubbed = dataclasses.replace(
-                c.clip, audio=pad_or_trim(other.clip.audio, len(c.clip.audio))
+                c.clip, audio=repeat_to(other.clip.audio, len(c.clip.audio))
             )
             own = calibrate.piece_scores(c.clip, backend, c.clip.tracks[0], TURN_SECONDS)
             other_voice = calibrate.piece_scores(dubbed, backend, dubbed.tracks[0], TURN_SECONDS)

@@ -2,7 +2,8 @@
 
 For every genuine clip, `make_fakes` writes to OUT_DIR (H.264 + AAC mp4, 25 fps, 16 kHz mono)
 its picture with manipulated sound:
-- `<clip>__swap.mp4`: the voice of the next genuine clip (cycled) - a dub;
+- `<clip>__swap.mp4`: the voice of the next genuine clip (cycled), repeated to fill the picture -
+  a dub;
 - `<clip>__shift0.5s.mp4`, `__shift1s`, `__shift2s`: its own voice delayed (silence in front),
   all beyond the +-15-frame (600 ms) offset search but the first;
 - `<clip>__splice.mp4` (clips of 4 s or more): 2 s of its voice from the middle replaced by 2 s
@@ -65,7 +66,7 @@ def versions(own: np.ndarray, other: np.ndarray, duration: float, kinds=KINDS) -
     n, out = len(own), {}
     for kind in kinds:
         if kind == "swap":
-            out[kind] = (media.pad_or_trim(other, n), None, None)
+            out[kind] = (media.repeat_to(other, n), None, None)
         elif kind in SHIFTS_S:
             delay = np.zeros(round(SHIFTS_S[kind] * SAMPLE_RATE), own.dtype)
             out[kind] = (media.pad_or_trim(np.concatenate([delay, own]), n), SHIFTS_S[kind], None)
@@ -73,7 +74,7 @@ def versions(own: np.ndarray, other: np.ndarray, duration: float, kinds=KINDS) -
             start = round((duration - SPLICE_SECONDS) / 2 * SAMPLE_RATE)
             length = round(SPLICE_SECONDS * SAMPLE_RATE)
             spliced = own.copy()
-            spliced[start : start + length] = media.pad_or_trim(other, length)
+            spliced[start : start + length] = media.repeat_to(other, length)
             span = (start / SAMPLE_RATE, (start + length) / SAMPLE_RATE)
             out[kind] = (spliced, None, span)
     return out

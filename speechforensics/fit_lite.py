@@ -25,7 +25,7 @@ from .cache import file_hash, load_prepared
 from .errors import SpeechForensicsError, describe, report_skip
 from .lists import read_list
 from .lite import audio_input, fit, visual_input
-from .media import pad_or_trim
+from .media import repeat_to
 from .mouth import interpolate_landmarks
 from .pipeline import judge
 from .scoring import speech_frames
@@ -157,8 +157,8 @@ def _score(clip, backend) -> float | None:
 
 
 def _with_voice(clip, other):
-    """`clip` with `other`'s audio, cut or padded with silence to its length."""
-    return dataclasses.replace(clip, audio=pad_or_trim(other.audio, len(clip.audio)))
+    """`clip` with `other`'s audio, cut to its length or repeated to fill it (media.repeat_to)."""
+    return dataclasses.replace(clip, audio=repeat_to(other.audio, len(clip.audio)))
 
 
 def summarise(cv: dict, sources: dict[str, str], false_alarms: float = FALSE_ALARMS) -> dict:

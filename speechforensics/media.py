@@ -530,6 +530,15 @@ def pad_or_trim(audio: np.ndarray, samples: int) -> np.ndarray:
     return np.pad(audio[:samples], (0, max(0, samples - len(audio))))
 
 
+def repeat_to(audio: np.ndarray, samples: int) -> np.ndarray:
+    """`audio` repeated end to end and cut to `samples`: a voice that fills the whole length, as
+    a dub fills the picture (silence after a short voice would leave the rest of the clip
+    unjudged and make a swapped voice easier to tell by its length alone)."""
+    if not len(audio):
+        return np.zeros(samples, audio.dtype)
+    return np.resize(audio, samples)
+
+
 # Writing (constructed test clips, re-encoded copies)
 
 WRITE_CRF = 18  # H.264 quality of written clips (visually lossless)

@@ -60,8 +60,8 @@ THRESHOLDS: dict[str, float] = {
 }
 # The uncertain band (Thresholds.doubt): a clip scoring from its threshold up to DOUBT /
 # sqrt(s of speech) above it is `uncertain`. lipsync-lite's 0.2: held out by source, 25 % of
-# genuine clips and 12 % of swapped voices fall in it; 5 % of genuine clips score below it (fake)
-# and 4 % of swapped voices above it (real).
+# genuine clips and 13 % of swapped voices fall in it; 5 % of genuine clips score below it (fake)
+# and 3 % of swapped voices above it (real).
 DOUBT: dict[str, float] = {"lipsync-lite": 0.2}
 
 # Turns and segments (pipeline.judge, speakers.py). A turn (one face's consecutive speech in one
@@ -71,8 +71,8 @@ DOUBT: dict[str, float] = {"lipsync-lite": 0.2}
 # percentile of a normal: a video of two or three judged turns keeps near 5 % of false alarms)
 # of genuine turns of that length: the 40 genuine clips' speech cut into 1.5, 2 and 4 s pieces
 # (134, 98, 40 pieces), each scored on its own span by the fold model fitted without its source
-# (scripts/turn_thresholds.py). Of the same pieces with another clip's voice these catch 24 %,
-# 32 % and 74 %. Beyond 4 s the 4-s threshold holds (only 11 pieces of 8 s: too few to set one).
+# (scripts/turn_thresholds.py). Of the same pieces with another clip's voice these catch 20 %,
+# 29 % and 71 %. Beyond 4 s the 4-s threshold holds (only 11 pieces of 8 s: too few to set one).
 TURN_THRESHOLDS: dict[str, tuple[tuple[float, float], ...]] = {
     "lipsync-lite": ((1.5, -0.004), (2.0, 0.026), (4.0, 0.105)),  # (s of speech, threshold)
 }

@@ -35,6 +35,10 @@ def test_swap_shifts_and_splice(tmp_path):
         if row["kind"] == "swap":
             n = min(len(other), len(audio)) - 1000
             assert np.corrcoef(audio[:n], other[:n])[0, 1] > 0.9
+            # The 3 s donor voices the whole clip, repeated: a dub leaves no silent stretch.
+            assert len(other) + 16000 < len(audio)
+            again = audio[len(other) + 800 : len(other) + 16000]
+            assert np.corrcoef(again, other[800:16000])[0, 1] > 0.9
     splice = rows[-1]
     start, end = (float(v) for v in splice["segments"].split("-"))
     assert end - start == pytest.approx(2.0) and 0 < start < frames / 25 - 2

@@ -501,6 +501,15 @@ def test_dev_audio_cap_cuts_the_same_samples():
     assert np.array_equal(media.read_audio(path, max_seconds=2.0), whole[: 2 * SAMPLE_RATE])
 
 
+def test_pad_with_silence_or_repeat_to_fill():
+    voice = np.arange(1, 6, dtype=np.float32)
+    assert media.pad_or_trim(voice, 8).tolist() == [1, 2, 3, 4, 5, 0, 0, 0]
+    assert media.repeat_to(voice, 12).tolist() == [1, 2, 3, 4, 5, 1, 2, 3, 4, 5, 1, 2]
+    assert media.repeat_to(voice, 3).tolist() == media.pad_or_trim(voice, 3).tolist() == [1, 2, 3]
+    empty = media.repeat_to(np.zeros(0, np.float32), 4)
+    assert empty.dtype == np.float32 and empty.tolist() == [0, 0, 0, 0]
+
+
 def test_write_clip_round_trip_keeps_sync(tmp_path):
     """media.write_clip: frames and audio come back aligned (no AAC priming delay)."""
     audio = np.zeros(50 * 640)
