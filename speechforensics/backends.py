@@ -8,8 +8,9 @@ score reads them), `needs_crops` (whether it reads the mouth crops or only the l
 - `AVHubertBackend`: the method of the paper. AV-HuBERT (a downloaded checkpoint) embeds the
   mouth crops alone and the audio alone into one speech-representation space.
 - `LiteBackend` ("lipsync-lite"), the default, needs no download: lip geometry from the
-  landmarks against the voice's spectrum, mapped into one space fitted on genuine clips only
-  (lite.py). It sees *when* the lips move with the voice, not *what* is said.
+  landmarks and the mouth's look against the voice's spectrum and onsets, mapped into one space
+  fitted on genuine clips only (lite.py). It sees *when* the lips move with the voice, not
+  *what* is said.
 
 Each also carries its verdict `thresholds` (scoring.Thresholds): the built-in ones of its name,
 or those of a calibration of its model file (calibration.py), which `load_backend` finds.
@@ -169,8 +170,8 @@ class AVHubertBackend:
 
 
 class LiteBackend:
-    """Lip geometry and the mouth's look against the voice's spectrum in a space fitted on
-    genuine clips (lite.py).
+    """Lip geometry and the mouth's look against the voice's spectrum and onsets in a space
+    fitted on genuine clips (lite.py).
 
     The score is how much better lips and voice agree at (near) zero offset than at offsets of a
     third of a second or more: about 0 for a face and a voice that do not belong together.

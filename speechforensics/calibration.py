@@ -41,7 +41,8 @@ REPORTED_RATES = (0.01, 0.05)  # false-alarm rates whose thresholds the file lis
 TURN_SECONDS = (1.5, 2.0, 4.0, 8.0)  # s of speech per piece (speakers.MIN_TURN_SPEECH_S first)
 TURN_FALSE_ALARM = 0.02  # per judged turn: a video of two or three turns stays near 5 %
 MIN_TURN_PIECES = 5  # pieces of a length below which that length gets no threshold
-# Segments: this quantile of the genuine timeline windows (lipsync-lite's 0.0 is about its 4th).
+# Segments: this quantile of the genuine timeline windows (lipsync-lite's segment threshold 0.0
+# was about its 4th with an earlier fit; the shipped one is the 5th, scoring.SEGMENT_THRESHOLDS).
 SEGMENT_FALSE_ALARM = 0.04
 MIN_CLIPS = 5  # genuine clips below which no threshold is set at all
 # Below this many the file and the command warn: with 29 clips the 5 % threshold gives 2-17 %

@@ -11,7 +11,11 @@ What it compares, per 25 fps frame:
   and the dark of an open mouth, which the lip outline does not show; standardised over the
   track (so lighting, skin and camera do not matter), with its changes from frame to frame;
 - the voice: the 26-band log filterbank of features.py at 100 Hz, its 4 frames per video frame
-  stacked (104 values), standardised over the clip (so level and microphone do not matter);
+  stacked (104 values), and its onsets: each band's rise from the 10 ms before, where it rises
+  (0 where it falls), stacked the same way (104 values) - a burst after closed lips, a vowel
+  starting as the mouth opens: a rise and a fall are different events, which no linear map of
+  the filterbank alone can tell apart; both standardised over the clip (so level and
+  microphone do not matter);
 - both over 7 frames (the frame and 3 either side, 0.28 s).
 
 Canonical correlation analysis, fitted on the speech frames of genuine clips, finds the
@@ -29,19 +33,20 @@ import cv2
 import numpy as np
 
 from .errors import SpeechForensicsError
-from .features import SAMPLES_PER_FRAME, log_filterbank, stack_frames
+from .features import AUDIO_FEAT_DIM, SAMPLES_PER_FRAME, log_filterbank, stack_frames
 
 CONTEXT_FRAMES = 3  # frames either side stacked with each frame (7 frames, 0.28 s)
 CANONICAL_DIMS = 6  # canonical directions kept: the width of both streams
-REGULARISATION = 3.0  # share of the mean variance added to each covariance's diagonal
+REGULARISATION = 10.0  # share of the mean variance added to each covariance's diagonal
 MIN_FIT_FRAMES = 100  # speech frames (4 s) at least to fit on (the covariances are regularised)
 STD_FLOOR = 1e-6  # floor of a standard deviation (a measure that never moves)
 FRAME_MEDIAN_FRAMES = 25  # frames (1 s): running median of the face frame's size and angle
 PARAMS = Path(__file__).parent / "data" / "lipsync_lite.npz"
-FORMAT = 3  # version of the parameter file's layout and inputs (3: the mouth's look added)
+FORMAT = 4  # version of the parameter file's layout and inputs (3: the mouth's look; 4: onsets)
 APPEARANCE_PX = 32  # side of the shrunk mouth crop whose cosine transform is taken
 APPEARANCE_DCT = 8  # the low APPEARANCE_DCT x APPEARANCE_DCT coefficients kept, less the mean
 APPEARANCE = APPEARANCE_DCT**2 - 1
+AUDIO = 2 * AUDIO_FEAT_DIM  # the stacked filterbank and its stacked onsets, per video frame
 CROP_BORDER_PX = 4  # the centre 88x88 of the 96x96 crop, as AV-HuBERT's input
 
 # The face frame: nose tip at the origin, outer eye corners (36, 45) on the x axis, 1 apart.
@@ -126,10 +131,12 @@ def visual_input(
 
 
 def audio_input(audio: np.ndarray) -> np.ndarray:
-    """[T, 104*7] from 16 kHz mono audio with 640 samples per video frame (media.read_audio)."""
+    """[T, AUDIO*7] from 16 kHz mono audio with 640 samples per video frame (media.read_audio)."""
     frames = len(audio) // SAMPLES_PER_FRAME
-    bank = stack_frames(log_filterbank(audio))[:frames]
-    return with_context(standardise(bank.astype(np.float64)))
+    bank = log_filterbank(audio).astype(np.float64)
+    rises = np.maximum(np.diff(bank, axis=0, prepend=bank[:1]), 0.0)
+    both = [standardise(stack_frames(x)[:frames]) for x in (bank, rises)]
+    return with_context(np.concatenate(both, axis=1))
 
 
 @dataclass(frozen=True)
@@ -171,9 +178,10 @@ def load(path: str | Path = PARAMS) -> LiteModel:
         raise SpeechForensicsError(
             f"{path}: lipsync-lite format {meta.get('format')}, this version reads {FORMAT}"
         )
-    dims = (2 * (MEASURES + APPEARANCE) * (2 * CONTEXT_FRAMES + 1), arrays["audio_mean"].shape[0])
-    if arrays["visual_projection"].shape[0] != dims[0]:
-        raise SpeechForensicsError(f"{path}: fitted for other mouth measures than this version's")
+    window = 2 * CONTEXT_FRAMES + 1
+    dims = (2 * (MEASURES + APPEARANCE) * window, AUDIO * window)
+    if (arrays["visual_projection"].shape[0], arrays["audio_projection"].shape[0]) != dims:
+        raise SpeechForensicsError(f"{path}: fitted for other inputs than this version's")
     return LiteModel(**arrays, provenance=meta["provenance"])
 
 

@@ -60,9 +60,20 @@ def test_inputs_have_one_row_per_frame_with_context(clip):
     audio = lite.audio_input(clip.audio)
     window = 2 * lite.CONTEXT_FRAMES + 1
     assert visual.shape == (clip.info.frames, 2 * (lite.MEASURES + lite.APPEARANCE) * window)
-    assert audio.shape == (clip.info.frames, 104 * window)
-    centre = slice(lite.CONTEXT_FRAMES * 104, (lite.CONTEXT_FRAMES + 1) * 104)
+    assert audio.shape == (clip.info.frames, lite.AUDIO * window)
+    centre = slice(lite.CONTEXT_FRAMES * lite.AUDIO, (lite.CONTEXT_FRAMES + 1) * lite.AUDIO)
     assert np.allclose(audio[:, centre].mean(0), 0) and np.allclose(audio[:, centre].std(0), 1)
+
+
+def test_voice_onsets_mark_where_a_sound_starts_not_where_it_stops():
+    noise = np.random.default_rng(0).standard_normal(32000).astype(np.float32)
+    audio = 1e-3 * noise
+    audio[12800:22400] = 0.2 * noise[12800:22400]  # a burst from 0.8 s to 1.4 s (frames 20-34)
+    centre = lite.audio_input(audio)[:, lite.CONTEXT_FRAMES * lite.AUDIO :][:, : lite.AUDIO]
+    level, onsets = centre[:, : lite.AUDIO // 2].mean(1), centre[:, lite.AUDIO // 2 :].mean(1)
+    # frame 19's last 25-ms filterbank window reaches 15 ms into the burst
+    assert np.argmax(onsets) == 19 and onsets[19] > 2 and np.delete(onsets, [19, 20]).max() < 0.5
+    assert level[35] - level[34] < -1.5 and level[19] - level[18] > 0.5  # the level: both
 
 
 def test_shipped_model_and_its_provenance():

@@ -86,6 +86,7 @@ def test_page_checks_a_clip_and_draws_its_timeline(browser, server, tmp_path):
     page = browser.new_page(viewport={"width": 1000, "height": 1400})
     page.goto(server)
     page.wait_for_function("document.querySelector('#backend').textContent.startsWith('Backend')")
+    assert page.locator("#limits").inner_text().endswith("the whole video is checked.")
     page.set_input_files("#files", str(CLIP))
     card = page.locator(".job[data-status=done]")
     card.wait_for(timeout=VERDICT_MS)

@@ -36,8 +36,9 @@ async function start() {
   const threshold = info.threshold === null ? "no calibrated threshold"
     : `calls a video forged below a score of ${info.threshold.toFixed(3)}`;
   $("#backend").textContent = `Backend: ${info.backend} (${threshold}). ${info.about}`;
-  $("#limits").textContent = `${info.formats}; up to ${formatBytes(info.max_upload_bytes)}; ` +
-    `the first ${info.max_seconds} s are checked.`;
+  const length = info.max_seconds === null ? "the whole video is checked"
+    : `the first ${info.max_seconds} s are checked`;
+  $("#limits").textContent = `${info.formats}; up to ${formatBytes(info.max_upload_bytes)}; ${length}.`;
   const drop = $("#drop"); // a drop anywhere on the page counts (the browser would open the file)
   document.addEventListener("dragover", (e) => { e.preventDefault(); drop.classList.add("over"); });
   document.addEventListener("dragleave", () => drop.classList.remove("over"));
