@@ -118,7 +118,7 @@ def robustness_table(models, specs, cache: Path | None, cv: dict, threshold: flo
                 for voice in held:
                     clip = distorted[face.name]
                     if voice is not face:
-                        clip = fit_lite._with_voice(clip, distorted[voice.name])
+                        clip = fit_lite.with_voice(clip, distorted[voice.name])
                     score = fit_lite._score(clip, backend)
                     key = f"{face.name}+{voice.name}"
                     if score is None or key not in cv["genuine" if voice is face else "swapped"]:

@@ -17,14 +17,12 @@ shipped parameters are cross-validated (fit_lite: the same lists, distorted copi
 """
 
 import argparse
-import dataclasses
 from pathlib import Path
 
 import numpy as np
 
 from speechforensics import calibrate, fit_lite
 from speechforensics.backends import LiteBackend
-from speechforensics.media import repeat_to
 from speechforensics.pipeline import judge
 
 MEDIA = Path(__file__).resolve().parents[1].parent / "shared/media"
@@ -49,9 +47,7 @@ def main() -> None:
         backend = LiteBackend(model)
         for i, c in enumerate(held):
             other = held[(i + 1) % len(held)]
-            dubbed = dataclasses.replace(
-                c.clip, audio=repeat_to(other.clip.audio, len(c.clip.audio))
-            )
+            dubbed = fit_lite.with_voice(c.clip, other.clip)
             own = calibrate.piece_scores(c.clip, backend, c.clip.tracks[0], TURN_SECONDS)
             other_voice = calibrate.piece_scores(dubbed, backend, dubbed.tracks[0], TURN_SECONDS)
             for s in TURN_SECONDS:

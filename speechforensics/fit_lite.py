@@ -142,7 +142,7 @@ def cross_validate(folded: list) -> dict:
         backend = LiteBackend(model)
         for face in held:
             for voice in held:
-                clip = face.clip if voice is face else _with_voice(face.clip, voice.clip)
+                clip = face.clip if voice is face else with_voice(face.clip, voice.clip)
                 score = _score(clip, backend)
                 if score is not None:
                     (genuine if voice is face else swapped)[f"{face.name}+{voice.name}"] = score
@@ -156,7 +156,7 @@ def _score(clip, backend) -> float | None:
         return None
 
 
-def _with_voice(clip, other):
+def with_voice(clip, other):
     """`clip` with `other`'s audio, cut to its length or repeated to fill it (media.repeat_to)."""
     return dataclasses.replace(clip, audio=repeat_to(other.audio, len(clip.audio)))
 
