@@ -281,11 +281,14 @@ def render(whole: Whole):
 
 
 def soundtrack(whole: Whole) -> np.ndarray:
-    """Each turn's voice fitted to the turn (samples, 16 kHz), one after another."""
-    parts = [media.read_audio(t.voice) for t in whole.turns]
-    return np.concatenate(
-        [media.pad_or_trim(p, t.frames * SAMPLES_PER_FRAME) for p, t in zip(parts, whole.turns)]
-    )
+    """Each turn's voice fitted to the turn (samples, 16 kHz), one after another: a clip's own
+    voice cut or padded to its frames; a donor's repeated to fill the turn, as a dub fills it
+    (as the single-clip swaps: silence would leave part of a forged turn unjudged)."""
+    parts = []
+    for t in whole.turns:
+        fitted = media.repeat_to if t.forged else media.pad_or_trim
+        parts.append(fitted(media.read_audio(t.voice), t.frames * SAMPLES_PER_FRAME))
+    return np.concatenate(parts)
 
 
 def truth(whole: Whole) -> dict:

@@ -145,8 +145,9 @@ def test_turns_speak_in_turn_while_the_listener_holds_still(tmp_path):
     s = na * 640
     assert _alike(real[:s], media.read_audio(a)) and _alike(fake[:s], media.read_audio(a))
     assert _alike(real[s:], media.read_audio(b))
-    voice = media.read_audio(c)  # 2.1 s voicing a 3 s turn: silence after it
-    assert _alike(fake[s:], voice) and np.abs(fake[s + len(voice) + 1600 :]).max() < 0.01
+    voice = media.read_audio(c)  # 2.1 s voicing a 3 s turn: repeated to fill it, as a dub
+    assert _alike(fake[s:], voice) and _alike(fake[s + len(voice) :], voice)
+    assert np.abs(fake[-1600:]).max() > 0.01  # no silence at its end
     # Listener still: B shows its first frame through A's turn, A its last through B's
     first_b = cv2.resize(next(media.read_frames(b)), (450, 360), interpolation=cv2.INTER_AREA)
     moved, still = 0.0, 0.0
@@ -199,6 +200,21 @@ def test_cuts_letterbox_three_shots_and_forge_the_middle_one(tmp_path):
     at_cuts = [change[k - 1] for k in cuts[1:3]]
     within = np.delete(np.array(change), [k - 1 for k in cuts[1:3]])
     assert min(at_cuts) > 3 * within.max()  # a hard cut changes the picture, nothing else does
+
+
+def test_a_shorter_donor_voice_is_repeated_to_fill_its_turn():
+    clips, infos = _short(3)  # a 75-frame GRID shot voiced by a 52-frame clip
+    grid = clips[1]
+    forged = fakes.shots_video("cuts-forged", "x.mp4", [grid, grid], clips[1:3], infos)
+    own, donor = (media.read_audio(c) for c in clips[1:3])
+    n = infos[grid].frames * 640
+    assert len(donor) < n
+    track = fakes.soundtrack(forged)
+    assert len(track) == 2 * n
+    assert np.array_equal(track[:n], media.pad_or_trim(own, n))  # its own voice, as it was
+    dubbed = track[n:]
+    assert np.array_equal(dubbed[: len(donor)], donor)
+    assert np.array_equal(dubbed[len(donor) :], donor[: n - len(donor)])  # no silence at its end
 
 
 def test_long_cycles_to_its_length_forges_a_late_shot_and_streams(tmp_path):
