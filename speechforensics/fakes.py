@@ -23,7 +23,8 @@ default) are composed of several genuine clips, for detectors that judge who spe
   LONG_MIN_SECONDS, on CANVAS; LONG_VIDEOS of them, starting at clip 0 and at clips spread evenly
   round the list. `__long-forged`: the same with the first shot that starts at or after half
   that length (the first minute) voiced by the clip halfway round the list from its own.
-A donor is never the clip whose face it voices (the next clip instead, on lists of 2).
+A donor is never the clip whose face it voices (the next clip instead, on lists of 2), and its
+voice is repeated to fill the turn or shot it voices, as in a swap.
 Their fakes.tsv rows give label real (only genuine voices) or fake, `source` the clips shown
 (joined by +), `donor` the voices that are not theirs, `segments` the forged seconds; and
 each `<name>.truth.json` beside its video says who spoke when (see `truth`).
