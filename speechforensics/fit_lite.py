@@ -6,8 +6,8 @@ A source is the recording set a clip comes from (one corpus, one camera and room
 inputs): clips of one source share resolution, compression, microphone and often speakers, so a
 fold that saw a source's other clips would flatter it. The source is a list's `source` column,
 else its kind/category (the dev manifest's "real recording (GRID corpus)"), else the clip's own
-name. Each genuine clip is also fitted on in distorted copies (AUGMENTATIONS: the distortions
-that tell sources apart), never judged in them.
+name. Each genuine clip is also fitted on in copies (AUGMENTATIONS: its mirror image, and the
+distortions that tell sources apart), never judged in them.
 """
 
 import csv
@@ -24,7 +24,7 @@ from .backends import LiteBackend
 from .cache import file_hash, load_prepared
 from .errors import SpeechForensicsError, describe, report_skip
 from .lists import read_list
-from .lite import audio_input, fit, visual_input
+from .lite import audio_input, fit, mirrored, visual_input
 from .media import repeat_to
 from .mouth import interpolate_landmarks
 from .pipeline import judge
@@ -32,9 +32,11 @@ from .scoring import speech_frames
 
 FOLDS = 5  # cross-validation folds over the sources (each source held out once, whole)
 FALSE_ALARMS = 0.05  # the threshold calls this share of held-out genuine clips fake
-# Distorted copies of each genuine clip fitted on (perturb.py): frames 180 px high (faces of
-# about 60-160 px), H.264 at CRF 35, noise at 10 dB SNR.
-AUGMENTATIONS = ("scale:5", "VC:3", "noise:3")
+# Copies of each genuine clip fitted on: its mirror image (MIRROR: lips and voice agree the same
+# way in it; a face is filmed from either side), and distorted copies (perturb.py): frames 180 px
+# high (faces of about 60-160 px), H.264 at CRF 35, noise at 10 dB SNR.
+MIRROR = "mirror"
+AUGMENTATIONS = (MIRROR, "scale:5", "VC:3", "noise:3")
 BOOTSTRAP_DRAWS = 2000  # resamples of the sources for the intervals
 BOOTSTRAP_SEED = 0
 CONFIDENCE = 0.95
@@ -89,7 +91,8 @@ def read_genuine(
             examples = [_example(clip)]
             for spec in augment:
                 try:
-                    examples.append(_example(load_prepared(path, where, None, spec)[0]))
+                    copy = clip if spec == MIRROR else load_prepared(path, where, None, spec)[0]
+                    examples.append(_example(copy, mirror=spec == MIRROR))
                 except Exception as e:  # noqa: BLE001
                     report_skip(describe(e, f"{path} ({spec})"), e, debug)
             out.append(Genuine(Path(path).name, source, clip, examples))
@@ -98,10 +101,12 @@ def read_genuine(
     return out
 
 
-def _example(clip) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _example(clip, mirror: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     track = clip.tracks[0]
-    landmarks = interpolate_landmarks(track.face.landmarks)
-    visual = visual_input(landmarks, track.crops, ~track.missing)
+    landmarks, crops = interpolate_landmarks(track.face.landmarks), track.crops
+    if mirror:
+        landmarks, crops = mirrored(landmarks, crops)
+    visual = visual_input(landmarks, crops, ~track.missing)
     rows = speech_frames(clip.audio) & ~track.missing
     return visual, audio_input(clip.audio), rows
 

@@ -61,6 +61,13 @@ DISTANCES = (
 HEIGHTS = (8, 51, 57, 62, 66)  # y of the chin and of the upper/lower, outer/inner lip middles
 CORNERS = (48, 54)  # mouth corners: their mean y (smile, frown) and x difference (width, signed)
 MEASURES = len(DISTANCES) + len(HEIGHTS) + 2
+# Each point's left-right mirror partner (jaw, brows, nose bridge, nostrils, eyes, outer and inner
+# lips), so that a mirrored face's points keep their meaning.
+MIRROR_POINTS = (
+    *range(16, -1, -1), *range(26, 16, -1), 27, 28, 29, 30, 35, 34, 33, 32, 31,
+    45, 44, 43, 42, 47, 46, 39, 38, 37, 36, 41, 40,
+    54, 53, 52, 51, 50, 49, 48, 59, 58, 57, 56, 55, 64, 63, 62, 61, 60, 67, 66, 65,
+)  # fmt: skip
 
 
 def face_frame(landmarks: np.ndarray) -> np.ndarray:
@@ -93,6 +100,12 @@ def lip_measures(landmarks: np.ndarray) -> np.ndarray:
     heights = p[:, HEIGHTS, 1]
     corners = np.stack([p[:, CORNERS, 1].mean(1), p[:, CORNERS[1], 0] - p[:, CORNERS[0], 0]], 1)
     return np.concatenate([distances, heights, corners], axis=1)
+
+
+def mirrored(landmarks: np.ndarray, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The face as a mirror shows it: [T, 68, 2] landmarks flipped left-right, each point
+    taking its mirror partner's place, and the [T, H, W] mouth crops flipped."""
+    return landmarks[:, MIRROR_POINTS] * np.array([-1.0, 1.0]), crops[:, :, ::-1]
 
 
 def standardise(x: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:

@@ -41,6 +41,18 @@ def test_lip_measures_ignore_where_the_face_is_and_how_big(clip):
     assert gaps.min() < 0.05 and 0.15 < gaps.max() < 0.6
 
 
+def test_a_mirrored_face_has_the_same_lips_left_and_right_swapped(clip):
+    track = clip.tracks[0]
+    landmarks = interpolate_landmarks(track.face.landmarks)
+    flipped, crops = lite.mirrored(landmarks, track.crops)
+    assert np.array_equal(crops[:, :, 0], track.crops[:, :, -1])
+    back, crops_back = lite.mirrored(flipped, crops)
+    assert np.array_equal(back, landmarks) and np.array_equal(crops_back, track.crops)
+    # inner gaps and outer heights: left, middle, right; then widths, thicknesses, heights, corners
+    order = [2, 1, 0, 5, 4, 3, *range(6, lite.MEASURES)]
+    assert np.allclose(lite.lip_measures(flipped), lite.lip_measures(landmarks)[:, order])
+
+
 def test_mouth_appearance_sees_the_mouth_open_and_ignores_brightness(clip):
     track = clip.tracks[0]
     look = lite.mouth_appearance(track.crops)
