@@ -1,7 +1,7 @@
 """lipsync-lite: the weight-free model behind the default backend, fitted on genuine clips only.
 
 What it compares, per 25 fps frame:
-- the lips: 16 measures of the 68 landmarks (lip gaps, widths, thicknesses, jaw and lip
+- the lips: 17 measures of the 68 landmarks (lip gaps, widths, thicknesses, jaw and lip
   positions), in a face frame that removes position, in-plane rotation and size (nose tip at the
   origin, eye line horizontal, outer eye corners one unit apart), standardised over the track
   (so face size, the person's mouth shape and the camera do not matter), plus their changes
