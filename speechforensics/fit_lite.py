@@ -91,8 +91,10 @@ def read_genuine(
             examples = [_example(clip)]
             for spec in augment:
                 try:
-                    copy = clip if spec == MIRROR else load_prepared(path, where, None, spec)[0]
-                    examples.append(_example(copy, mirror=spec == MIRROR))
+                    if spec == MIRROR:  # the same voice and rows; only the picture is flipped
+                        examples.append((_visual(clip, mirror=True), *examples[0][1:]))
+                    else:
+                        examples.append(_example(load_prepared(path, where, None, spec)[0]))
                 except Exception as e:  # noqa: BLE001
                     report_skip(describe(e, f"{path} ({spec})"), e, debug)
             out.append(Genuine(Path(path).name, source, clip, examples))
@@ -101,14 +103,17 @@ def read_genuine(
     return out
 
 
-def _example(clip, mirror: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _example(clip) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rows = speech_frames(clip.audio) & ~clip.tracks[0].missing
+    return _visual(clip), audio_input(clip.audio), rows
+
+
+def _visual(clip, mirror: bool = False) -> np.ndarray:
     track = clip.tracks[0]
     landmarks, crops = interpolate_landmarks(track.face.landmarks), track.crops
     if mirror:
         landmarks, crops = mirrored(landmarks, crops)
-    visual = visual_input(landmarks, crops, ~track.missing)
-    rows = speech_frames(clip.audio) & ~track.missing
-    return visual, audio_input(clip.audio), rows
+    return visual_input(landmarks, crops, ~track.missing)
 
 
 def source_folds(clips: list[Genuine], count: int = FOLDS) -> list[set[str]]:
