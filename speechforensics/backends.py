@@ -210,7 +210,7 @@ class LiteBackend:
             raise SpeechForensicsError(
                 "lipsync-lite reads the mouth crops: prepare the clip with crops=True"
             )
-        visual = lite.visual_input(landmarks, track.crops, ~track.missing)
+        visual = lite.judged_visual_input(landmarks, track.crops, ~track.missing)
         return self.model.streams(visual, lite.audio_input(clip.audio))
 
 

@@ -10,6 +10,9 @@ What it compares, per 25 fps frame:
   the 96x96 mouth crop (mouth.py) shrunk to 32x32, without its mean (63 values): teeth, tongue
   and the dark of an open mouth, which the lip outline does not show; standardised over the
   track (so lighting, skin and camera do not matter), with its changes from frame to frame;
+- the open mouth's dark and the teeth's bright (6 values, `mouth_darkness`): shares of the
+  crop's centre darker or brighter than grey levels of the frame and the clip, which no linear
+  map of the look can compute; standardised and with their changes, as the look;
 - the voice: the 26-band log filterbank of features.py at 100 Hz, its 4 frames per video frame
   stacked (104 values), and its onsets: each band's rise from the 10 ms before, where it rises
   (0 where it falls), stacked the same way (104 values) - a burst after closed lips, a vowel
@@ -17,6 +20,9 @@ What it compares, per 25 fps frame:
   the filterbank alone can tell apart; both standardised over the clip (so level and
   microphone do not matter);
 - both over 7 frames (the frame and 3 either side, 0.28 s).
+
+A clip is judged on the mean of what its face and the face's mirror image give
+(`judged_visual_input`): the fit sees both.
 
 Canonical correlation analysis, fitted on the speech frames of genuine clips, finds the
 CANONICAL_DIMS directions of the two in which lips and voice move together most; the backend's
@@ -42,10 +48,16 @@ MIN_FIT_FRAMES = 100  # speech frames (4 s) at least to fit on (the covariances 
 STD_FLOOR = 1e-6  # floor of a standard deviation (a measure that never moves)
 FRAME_MEDIAN_FRAMES = 25  # frames (1 s): running median of the face frame's size and angle
 PARAMS = Path(__file__).parent / "data" / "lipsync_lite.npz"
-FORMAT = 4  # version of the parameter file's layout and inputs (3: the mouth's look; 4: onsets)
+FORMAT = 5  # version of the parameter file's inputs (3: the mouth's look; 4: onsets; 5: darkness)
 APPEARANCE_PX = 32  # side of the shrunk mouth crop whose cosine transform is taken
 APPEARANCE_DCT = 8  # the low APPEARANCE_DCT x APPEARANCE_DCT coefficients kept, less the mean
 APPEARANCE = APPEARANCE_DCT**2 - 1
+# The mouth's darkness (mouth_darkness), in the centre half (both ways) of the crop's 88x88 centre:
+DARK_SHARE = 0.5  # a pixel is dark below this share of its frame's median grey level
+CAVITY_ROW_SHARE = 0.3  # a row's middle half is open mouth when this share of it is dark
+CLIP_DARK_PERCENTILE = 10  # percent: the clip's grey level below which a pixel is among its darkest
+CLIP_BRIGHT_PERCENTILE = 95  # percent: the clip's grey level above which it is among its brightest
+DARKNESS = 6
 AUDIO = 2 * AUDIO_FEAT_DIM  # the stacked filterbank and its stacked onsets, per video frame
 CROP_BORDER_PX = 4  # the centre 88x88 of the 96x96 crop, as AV-HuBERT's input
 
@@ -132,15 +144,69 @@ def mouth_appearance(crops: np.ndarray) -> np.ndarray:
     return out
 
 
+def mouth_darkness(crops: np.ndarray) -> np.ndarray:
+    """[T, DARKNESS] of [T, 96, 96] uint8 mouth crops, in the centre half (both ways) of each
+    crop's 88x88 centre: the share of pixels darker than DARK_SHARE of the frame's median grey
+    level (the open mouth), darker than the clip's CLIP_DARK_PERCENTILE grey level, brighter than
+    its CLIP_BRIGHT_PERCENTILE (teeth); the mean grey level over the frame's median plus one; the
+    share of the 88 rows whose middle half is at least CAVITY_ROW_SHARE dark (the open mouth's
+    height); log(1 + the grey levels' spread)."""
+    b = CROP_BORDER_PX
+    centres = np.asarray(crops)[:, b:-b, b:-b]
+    counts = np.zeros(256, np.int64)
+    for centre in centres:
+        counts += np.bincount(centre.ravel(), minlength=256)
+    darkest = grey_percentile(counts, CLIP_DARK_PERCENTILE)
+    brightest = grey_percentile(counts, CLIP_BRIGHT_PERCENTILE)
+    out = np.empty((len(centres), DARKNESS), np.float64)
+    for i, centre in enumerate(centres):
+        grey = centre.astype(np.float32)
+        h, w = grey.shape
+        box = grey[h // 4 : 3 * h // 4, w // 4 : 3 * w // 4]
+        median = np.median(grey)
+        dark_rows = (grey[:, w // 4 : 3 * w // 4] < DARK_SHARE * median).mean(1)
+        out[i] = (
+            (box < DARK_SHARE * median).mean(),
+            (box < darkest).mean(),
+            (box > brightest).mean(),
+            box.mean() / (median + 1),
+            (dark_rows > CAVITY_ROW_SHARE).mean(),
+            np.log1p(box.std()),
+        )
+    return out
+
+
+def grey_percentile(counts: np.ndarray, q: float) -> float:
+    """The q-th percentile (numpy's linear rule) of grey levels given by their `counts`."""
+    cumulative = np.cumsum(counts)
+    at = q / 100 * (cumulative[-1] - 1)
+    low, high = (
+        int(np.searchsorted(cumulative, k, side="right")) for k in (np.floor(at), np.ceil(at))
+    )
+    return float(low + (at - np.floor(at)) * (high - low))
+
+
 def visual_input(
     landmarks: np.ndarray, crops: np.ndarray, measured: np.ndarray | None = None
 ) -> np.ndarray:
-    """[T, 2*(MEASURES+APPEARANCE)*7] from a track's (interpolated) landmarks and mouth crops;
-    `measured` marks the frames whose face was seen, over which each is standardised."""
-    lips = standardise(lip_measures(landmarks), measured)
-    look = standardise(mouth_appearance(crops), measured)
-    both = np.concatenate([lips, look], axis=1)
+    """[T, 2*(MEASURES+APPEARANCE+DARKNESS)*7] from a track's (interpolated) landmarks and
+    mouth crops; `measured` marks the frames whose face was seen, over which each is
+    standardised."""
+    parts = (lip_measures(landmarks), mouth_appearance(crops), mouth_darkness(crops))
+    both = np.concatenate([standardise(x, measured) for x in parts], axis=1)
     return with_context(np.concatenate([both, np.gradient(both, axis=0)], axis=1))
+
+
+def judged_visual_input(
+    landmarks: np.ndarray, crops: np.ndarray, measured: np.ndarray | None = None
+) -> np.ndarray:
+    """What a clip is judged on: the mean of visual_input of the face and of its mirror image.
+    The fit sees both (fit_lite.MIRROR), so each is an estimate of the same lips; their mean
+    halves what is noise on one side only (a landmark slipping at one mouth corner, a shadow)."""
+    return 0.5 * (
+        visual_input(landmarks, crops, measured)
+        + visual_input(*mirrored(landmarks, crops), measured)
+    )
 
 
 def audio_input(audio: np.ndarray) -> np.ndarray:
@@ -192,7 +258,7 @@ def load(path: str | Path = PARAMS) -> LiteModel:
             f"{path}: lipsync-lite format {meta.get('format')}, this version reads {FORMAT}"
         )
     window = 2 * CONTEXT_FRAMES + 1
-    dims = (2 * (MEASURES + APPEARANCE) * window, AUDIO * window)
+    dims = (2 * (MEASURES + APPEARANCE + DARKNESS) * window, AUDIO * window)
     if (arrays["visual_projection"].shape[0], arrays["audio_projection"].shape[0]) != dims:
         raise SpeechForensicsError(f"{path}: fitted for other inputs than this version's")
     return LiteModel(**arrays, provenance=meta["provenance"])
