@@ -276,8 +276,9 @@ def _windows_within(result: dict, start: float, end: float) -> np.ndarray:
 
 def test_each_speaker_is_aligned_on_its_own_offset(two_speakers, tmp_path):
     """Panels filmed apart need not share an offset: with the second speaker's voice 3 frames
-    (120 ms) late, that speaker's timeline is read at its own best offset, as high as on time,
-    and no genuine second is shaded (one offset for the video read it 120 ms off)."""
+    (120 ms) late, that speaker's timeline is read at its own best offset, as high as on time
+    with no more low windows, and no genuine second is shaded (one offset for the video read
+    it 120 ms off)."""
     path, truth = two_speakers[0]
     audio = media.read_audio(path)
     change = round(truth["turns"][1]["start_s"] * 25) * SAMPLES_PER_FRAME
@@ -289,7 +290,8 @@ def test_each_speaker_is_aligned_on_its_own_offset(two_speakers, tmp_path):
     second, before = _windows_within(result, *span), _windows_within(on_time, *span)
     assert result["verdict"] == "real" and result["segments"] == []
     assert abs(second.mean() - before.mean()) < 0.05, (second.mean(), before.mean())
-    assert second.min() > thresholds("lipsync-lite").segment
+    low = thresholds("lipsync-lite").segment  # no more windows under it than on time
+    assert np.sum(second < low) <= np.sum(before < low), (second.min(), before.min())
 
 
 def test_a_low_run_is_cut_where_turns_meet():
