@@ -17,7 +17,6 @@ from pathlib import Path
 import numpy as np
 
 from speechforensics import fit_lite
-from speechforensics.lite import fit
 
 MEDIA = Path(__file__).resolve().parents[1].parent / "shared/media"
 LISTS = (MEDIA / "dev/MANIFEST.tsv", MEDIA / "fit/MANIFEST.tsv")
@@ -27,13 +26,9 @@ DRAWS = 6  # random subsets per share (one at the full share: there is only one)
 
 def thinned_folds(clips, share: float, rng: np.random.Generator) -> list:
     """fit_lite.folds, each fold's model fitted on `share` of its fitting sources (at least one)."""
-    out = []
-    for held_sources in fit_lite.source_folds(clips):
-        held = [c for c in clips if c.source in held_sources]
-        others = sorted({c.source for c in clips} - held_sources)
-        kept = set(rng.choice(others, max(1, round(share * len(others))), replace=False))
-        out.append((held, fit([e for c in clips if c.source in kept for e in c.examples])))
-    return out
+    return fit_lite.folds(
+        clips, fitting=lambda others: rng.choice(others, max(1, round(share * len(others))), False)
+    )
 
 
 def main() -> None:

@@ -133,13 +133,16 @@ def source_folds(clips: list[Genuine], count: int = FOLDS) -> list[set[str]]:
     return folds
 
 
-def folds(clips: list[Genuine], count: int = FOLDS, **settings):
+def folds(clips: list[Genuine], count: int = FOLDS, fitting=None, **settings):
     """(held-out clips, model fitted on the clips of all other sources) for each source fold;
-    `settings` go to lite.fit."""
+    `fitting(sources)`, when given, picks which of those other sources to fit on; `settings`
+    go to lite.fit."""
     out = []
-    for sources in source_folds(clips, count):
-        held = [c for c in clips if c.source in sources]
-        rest = [e for c in clips if c.source not in sources for e in c.examples]
+    for held_sources in source_folds(clips, count):
+        held = [c for c in clips if c.source in held_sources]
+        others = sorted({c.source for c in clips} - held_sources)
+        kept = set(others if fitting is None else fitting(others))
+        rest = [e for c in clips if c.source in kept for e in c.examples]
         out.append((held, fit(rest, **settings)))
     return out
 

@@ -187,12 +187,17 @@ def grey_percentile(counts: np.ndarray, q: float) -> float:
 
 
 def visual_input(
-    landmarks: np.ndarray, crops: np.ndarray, measured: np.ndarray | None = None
+    landmarks: np.ndarray,
+    crops: np.ndarray,
+    measured: np.ndarray | None = None,
+    darkness: np.ndarray | None = None,
 ) -> np.ndarray:
     """[T, 2*(MEASURES+APPEARANCE+DARKNESS)*7] from a track's (interpolated) landmarks and
     mouth crops; `measured` marks the frames whose face was seen, over which each is
-    standardised."""
-    parts = (lip_measures(landmarks), mouth_appearance(crops), mouth_darkness(crops))
+    standardised; `darkness`: mouth_darkness(crops) when already known."""
+    if darkness is None:
+        darkness = mouth_darkness(crops)
+    parts = (lip_measures(landmarks), mouth_appearance(crops), darkness)
     both = np.concatenate([standardise(x, measured) for x in parts], axis=1)
     return with_context(np.concatenate([both, np.gradient(both, axis=0)], axis=1))
 
@@ -202,10 +207,12 @@ def judged_visual_input(
 ) -> np.ndarray:
     """What a clip is judged on: the mean of visual_input of the face and of its mirror image.
     The fit sees both (fit_lite.MIRROR), so each is an estimate of the same lips; their mean
-    halves what is noise on one side only (a landmark slipping at one mouth corner, a shadow)."""
+    halves what is noise on one side only (a landmark slipping at one mouth corner, a shadow).
+    The darkness is measured once: its regions are symmetric, so the mirror's is the same."""
+    darkness = mouth_darkness(crops)
     return 0.5 * (
-        visual_input(landmarks, crops, measured)
-        + visual_input(*mirrored(landmarks, crops), measured)
+        visual_input(landmarks, crops, measured, darkness)
+        + visual_input(*mirrored(landmarks, crops), measured, darkness)
     )
 
 
