@@ -40,9 +40,9 @@ CHECKPOINT_ENV = "SPEECHFORENSICS_CHECKPOINT"  # environment variable naming a c
 DTYPES = ("float32", "bfloat16", "float16")  # --dtype: what avhubert's weights compute in
 DEVICE_PATTERN = re.compile(r"cpu|cuda(:\d+)?")  # --device: cpu, cuda or cuda:N
 
-# LiteBackend's search: the score is the agreement within 3 frames (120 ms) of zero offset less
+# LiteBackend's search: the score is the agreement within 4 frames (160 ms) of zero offset less
 # the agreement at 8 frames (320 ms) or more; the offset is searched up to 62 frames (2.48 s).
-LITE_SEARCH = Search(max_shift=62, score_shift=3, baseline_from=8)
+LITE_SEARCH = Search(max_shift=62, score_shift=4, baseline_from=8)
 
 # AV-HuBERT's transformer runs over long clips in overlapping windows, each stream on its own:
 # its cost grows with the square of the length, and it was pretrained on crops of at most 500

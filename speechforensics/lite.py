@@ -26,7 +26,10 @@ A clip is judged on the mean of what its face and the face's mirror image give
 
 Canonical correlation analysis, fitted on the speech frames of genuine clips, finds the
 CANONICAL_DIMS directions of the two in which lips and voice move together most; the backend's
-streams are the two projections, compared by cosine similarity like AV-HuBERT's. No forged
+streams are the two projections, compared by cosine similarity like AV-HuBERT's; over a span
+of STREAM_MEAN_MIN_FRAMES or more, each less its running mean over STREAM_MEAN_FRAMES (a slow
+drift is not timing; a shorter span has too few frames to tell a drift from its own mean,
+and loses sync with it: measured, README "lipsync-lite"). No forged
 video is used to fit it. The fitted numbers ship in data/lipsync_lite.npz, with their provenance;
 `speechforensics fit-lite` (fit_lite.py) reproduces them.
 """
@@ -47,6 +50,8 @@ REGULARISATION = 10.0  # share of the mean variance added to each covariance's d
 MIN_FIT_FRAMES = 100  # speech frames (4 s) at least to fit on (the covariances are regularised)
 STD_FLOOR = 1e-6  # floor of a standard deviation (a measure that never moves)
 FRAME_MEDIAN_FRAMES = 25  # frames (1 s): running median of the face frame's size and angle
+STREAM_MEAN_FRAMES = 75  # frames (3 s): each stream less its running mean over this many ...
+STREAM_MEAN_MIN_FRAMES = 150  # frames (6 s): ... when the judged span is at least this long
 PARAMS = Path(__file__).parent / "data" / "lipsync_lite.npz"
 FORMAT = 5  # version of the parameter file's inputs (3: the mouth's look; 4: onsets; 5: darkness)
 APPEARANCE_PX = 32  # side of the shrunk mouth crop whose cosine transform is taken
@@ -118,6 +123,14 @@ def mirrored(landmarks: np.ndarray, crops: np.ndarray) -> tuple[np.ndarray, np.n
     """The face as a mirror shows it: [T, 68, 2] landmarks flipped left-right, each point
     taking its mirror partner's place, and the [T, H, W] mouth crops flipped."""
     return landmarks[:, MIRROR_POINTS] * np.array([-1.0, 1.0]), crops[:, :, ::-1]
+
+
+def running_mean(x: np.ndarray, size: int) -> np.ndarray:
+    """[T, D] mean of each row and the size // 2 rows before and after it (ends repeated)."""
+    half = size // 2
+    padded = np.pad(np.asarray(x, np.float64), ((half, half), (0, 0)), mode="edge")
+    total = np.concatenate([np.zeros((1, x.shape[1])), np.cumsum(padded, axis=0)])
+    return (total[2 * half + 1 :] - total[: -2 * half - 1]) / (2 * half + 1)
 
 
 def standardise(x: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
@@ -237,10 +250,16 @@ class LiteModel:
     provenance: dict  # clips, frames, settings, date, cross-validation: JSON-ready
 
     def streams(self, visual: np.ndarray, audio: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The two [T, CANONICAL_DIMS] streams from visual_input and audio_input."""
-        return (
-            (visual - self.visual_mean) @ self.visual_projection,
-            (audio - self.audio_mean) @ self.audio_projection,
+        """The two [T, CANONICAL_DIMS] streams from visual_input and audio_input; over
+        STREAM_MEAN_MIN_FRAMES or more, each less its running mean over STREAM_MEAN_FRAMES: what
+        drifts slower than that (a head settling, a voice warming up, speech against pause) is
+        not timing, yet it would tilt every frame's direction and so the cosine comparing them."""
+        visual = (visual - self.visual_mean) @ self.visual_projection
+        audio = (audio - self.audio_mean) @ self.audio_projection
+        if len(visual) < STREAM_MEAN_MIN_FRAMES:
+            return visual, audio
+        return tuple(
+            (x - running_mean(x, STREAM_MEAN_FRAMES)).astype(np.float32) for x in (visual, audio)
         )
 
     def save(self, path: str | Path) -> None:
@@ -284,7 +303,13 @@ def fit(examples, dims: int = CANONICAL_DIMS, regularisation: float = REGULARISA
         _inverse_sqrt(_covariance(y - my, regularisation)),
     )
     u, s, vt = np.linalg.svd(wx @ ((x - mx).T @ (y - my) / len(x)) @ wy)
-    settings = {"context_frames": CONTEXT_FRAMES, "dims": dims, "regularisation": regularisation}
+    settings = {
+        "context_frames": CONTEXT_FRAMES,
+        "dims": dims,
+        "regularisation": regularisation,
+        "stream_mean_frames": STREAM_MEAN_FRAMES,
+        "stream_mean_min_frames": STREAM_MEAN_MIN_FRAMES,
+    }
     provenance = {"frames": len(x), "settings": settings, **prov}
     return LiteModel(
         mx.astype(np.float32),

@@ -54,15 +54,15 @@ MIN_WINDOW_SPEECH_FRACTION = 0.4  # share of a window's frames that must be spee
 THRESHOLDS: dict[str, float] = {
     # 40 genuine clips of 17 sources (../shared/media/dev and fit/), each scored by a model fitted
     # without any clip of its source (`speechforensics fit-lite`, 5 folds of whole sources, stored
-    # in data/lipsync_lite.npz): 5th percentile 0.2577
-    "lipsync-lite": 0.2577,
+    # in data/lipsync_lite.npz): 5th percentile 0.2624
+    "lipsync-lite": 0.2624,
     # "avhubert": set per checkpoint by `speechforensics calibrate` (calibration.py)
 }
 # The uncertain band (Thresholds.doubt): a clip scoring from its threshold up to DOUBT /
-# sqrt(s of speech) above it is `uncertain`. lipsync-lite's 0.15: held out by source, 20 % of
-# genuine clips and 8 % of swapped voices fall in it; 5 % of genuine clips score below it (fake)
-# and 2.5 % of swapped voices above it (real). (0.1: 10 % and 6 %, 4.3 % of swapped voices real;
-# 0.2: 27.5 % and 8.7 %, 1.8 % real.)
+# sqrt(s of speech) above it is `uncertain`. lipsync-lite's 0.15: held out by source, 15 % of
+# genuine clips and 7 % of swapped voices fall in it; 5 % of genuine clips score below it (fake)
+# and 2.5 % of swapped voices above it (real). (0.1: 5 % and 5 %, 4 % of swapped voices real;
+# 0.2: 22.5 % and 7 %, 2.2 % real.)
 DOUBT: dict[str, float] = {"lipsync-lite": 0.15}
 
 # Turns and segments (pipeline.judge, speakers.py). A turn (one face's consecutive speech in one
@@ -72,16 +72,16 @@ DOUBT: dict[str, float] = {"lipsync-lite": 0.15}
 # percentile of a normal: a video of two or three judged turns keeps near 5 % of false alarms)
 # of genuine turns of that length: the 40 genuine clips' speech cut into 1.5, 2 and 4 s pieces
 # (134, 98, 40 pieces), each scored on its own span by the fold model fitted without its source
-# (scripts/turn_thresholds.py). Of the same pieces with another clip's voice these catch 34 %,
-# 44 % and 66 %. Beyond 4 s the 4-s threshold holds (only 11 pieces of 8 s: too few to set one).
+# (scripts/turn_thresholds.py). Of the same pieces with another clip's voice these catch 33 %,
+# 43 % and 71 %. Beyond 4 s the 4-s threshold holds (only 11 pieces of 8 s: too few to set one).
 TURN_THRESHOLDS: dict[str, tuple[tuple[float, float], ...]] = {
-    "lipsync-lite": ((1.5, 0.051), (2.0, 0.072), (4.0, 0.129)),  # (s of speech, threshold)
+    "lipsync-lite": ((1.5, 0.077), (2.0, 0.095), (4.0, 0.140)),  # (s of speech, threshold)
 }
 # Low-sync segments: runs of timeline windows under the segment threshold lasting at least
-# MIN_SEGMENT_SECONDS, plus the turns judged fake. 0.017 is the 5th percentile of genuine
+# MIN_SEGMENT_SECONDS, plus the turns judged fake. 0.029 is the 5th percentile of genuine
 # windows (1,168 windows, held out by source as above), and the run length keeps single low
 # windows out.
-SEGMENT_THRESHOLDS: dict[str, float] = {"lipsync-lite": 0.017}
+SEGMENT_THRESHOLDS: dict[str, float] = {"lipsync-lite": 0.029}
 MIN_SEGMENT_SECONDS = 1.0  # s: one timeline window
 
 

@@ -130,12 +130,30 @@ def test_shipped_model_and_its_provenance():
         "context_frames": lite.CONTEXT_FRAMES,
         "dims": lite.CANONICAL_DIMS,
         "regularisation": lite.REGULARISATION,
+        "stream_mean_frames": lite.STREAM_MEAN_FRAMES,
+        "stream_mean_min_frames": lite.STREAM_MEAN_MIN_FRAMES,
     }
     cv = p["cross_validation"]
     assert cv["held_out"] == "sources" and cv["held_out_auc_swapped_voice"] >= 0.92
     assert THRESHOLDS["lipsync-lite"] == pytest.approx(cv["threshold"], abs=5e-4)
     assert np.all(np.diff(model.correlations) <= 0) and 0 < model.correlations[-1]
     assert model.correlations[0] < 1
+
+
+def test_streams_lose_a_slow_drift_only_over_long_spans(clip):
+    model = lite.load()
+    track = clip.tracks[0]
+    landmarks = interpolate_landmarks(track.face.landmarks)
+    visual = lite.judged_visual_input(landmarks, track.crops, ~track.missing)
+    audio = lite.audio_input(clip.audio)
+    assert len(visual) >= lite.STREAM_MEAN_MIN_FRAMES
+    drift = np.full(visual.shape[1], 0.5)  # the lips' input moved by a constant: no timing
+    assert np.allclose(model.streams(visual + drift, audio)[0], model.streams(visual, audio)[0])
+    short = slice(0, lite.STREAM_MEAN_MIN_FRAMES - 1)  # too short to tell a drift from its mean
+    plain = (visual[short] - model.visual_mean) @ model.visual_projection
+    assert np.allclose(model.streams(visual[short], audio[short])[0], plain)
+    moved = model.streams(visual[short] + drift, audio[short])[0]
+    assert np.allclose(moved - plain, drift @ model.visual_projection, atol=1e-4)
 
 
 def test_bad_parameter_files_are_one_line_errors(tmp_path):
