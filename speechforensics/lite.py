@@ -28,8 +28,8 @@ Canonical correlation analysis, fitted on the speech frames of genuine clips, fi
 CANONICAL_DIMS directions of the two in which lips and voice move together most; the backend's
 streams are the two projections, compared by cosine similarity like AV-HuBERT's; over a span
 of STREAM_MEAN_MIN_FRAMES or more, each less its running mean over STREAM_MEAN_FRAMES (a slow
-drift is not timing; a shorter span has too few frames to tell a drift from its own mean,
-and loses sync with it: measured, README "lipsync-lite"). No forged
+drift is not timing; over a shorter span the running mean is little more than the span's own
+mean, and taking that off loses sync: measured in the README, "The default backend"). No forged
 video is used to fit it. The fitted numbers ship in data/lipsync_lite.npz, with their provenance;
 `speechforensics fit-lite` (fit_lite.py) reproduces them.
 """
@@ -258,9 +258,7 @@ class LiteModel:
         audio = (audio - self.audio_mean) @ self.audio_projection
         if len(visual) < STREAM_MEAN_MIN_FRAMES:
             return visual, audio
-        return tuple(
-            (x - running_mean(x, STREAM_MEAN_FRAMES)).astype(np.float32) for x in (visual, audio)
-        )
+        return tuple(x - running_mean(x, STREAM_MEAN_FRAMES) for x in (visual, audio))
 
     def save(self, path: str | Path) -> None:
         arrays = {k: getattr(self, k) for k in ARRAYS}
