@@ -7,7 +7,8 @@ shipped parameters are cross-validated (fit_lite: the same lists, distorted copi
   with speakers.TURN_CONTEXT_FRAMES either side); the threshold is the mean less NORMAL_Z
   standard deviations of those scores (the TURN_FALSE_ALARMS quantile of a normal fitted to
   them; the empirical quantiles are printed beside it). The same pieces with another clip's
-  voice (same fold) show what the threshold catches.
+  voice (same fold) show what the threshold catches, and how well the turn score tells the two
+  apart at each length (AUC): the evidence a turn of that length carries.
 - segments: the timeline windows of the genuine clips; for each candidate threshold, the share
   of genuine speech time that runs of low windows lasting scoring.MIN_SEGMENT_SECONDS cover.
 
@@ -21,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from speechforensics import calibrate, fit_lite
+from speechforensics import calibrate, fit_lite, metrics
 from speechforensics.backends import LiteBackend
 from speechforensics.pipeline import judge
 
@@ -54,9 +55,9 @@ def main() -> None:
                 genuine[s] += own[s]
                 swapped[s] += other_voice[s]
             windows += [(w["score"], w) for w in judge(c.clip, backend)["timeline"]]
-    print("| speech per turn | genuine turns | mean, std | swapped turns | threshold @ false "
+    print("| speech per turn | genuine turns | mean, std | swapped turns | AUC | threshold @ false "
           "alarms (swapped caught) | mean - 2.05 std (swapped caught) |")  # fmt: skip
-    print("|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|")
     for s in TURN_SECONDS:
         g, w = np.array(genuine[s]), np.array(swapped[s])
         cells = [
@@ -66,6 +67,7 @@ def main() -> None:
         normal = g.mean() - NORMAL_Z * g.std()
         print(
             f"| {s:g} s | {len(g)} | {g.mean():.3f}, {g.std():.3f} | {len(w)} | "
+            f"{metrics.auc_real_fake(g, w):.3f} | "
             f"{'; '.join(cells)} | {normal:.3f} ({np.mean(w < normal):.0%}) |"
         )
     scored = [sc for sc, _ in windows if sc is not None]
