@@ -8,7 +8,10 @@ shipped parameters are cross-validated (fit_lite: the same lists, distorted copi
   standard deviations of those scores (the TURN_FALSE_ALARMS quantile of a normal fitted to
   them; the empirical quantiles are printed beside it). The same pieces with another clip's
   voice (same fold) show what the threshold catches, and how well the turn score tells the two
-  apart at each length (AUC): the evidence a turn of that length carries.
+  apart at each length (AUC): the evidence a turn of that length carries. A second table holds
+  the shipped thresholds (scoring.TURN_THRESHOLDS) against the same pieces: the share of genuine
+  pieces under them, and of genuine clips with at least one piece under them (the clip's speech
+  judged as consecutive turns of that length, as in an interview of short exchanges).
 - segments: the timeline windows of the genuine clips; for each candidate threshold, the share
   of genuine speech time that runs of low windows lasting scoring.MIN_SEGMENT_SECONDS cover.
 
@@ -22,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from speechforensics import calibrate, fit_lite, metrics
+from speechforensics import calibrate, fit_lite, metrics, scoring
 from speechforensics.backends import LiteBackend
 from speechforensics.pipeline import judge
 
@@ -42,6 +45,7 @@ def main() -> None:
     sources = [s for path in args.lists for s in fit_lite.list_sources(path)]
     clips = fit_lite.read_genuine(sources, fit_lite.AUGMENTATIONS, args.cache)
     genuine = {s: [] for s in TURN_SECONDS}
+    per_clip = {s: [] for s in TURN_SECONDS}  # each genuine clip's piece scores
     swapped = {s: [] for s in TURN_SECONDS}
     windows = []
     for held, model in fit_lite.folds(clips):
@@ -53,6 +57,7 @@ def main() -> None:
             other_voice = calibrate.piece_scores(dubbed, backend, dubbed.tracks[0], TURN_SECONDS)
             for s in TURN_SECONDS:
                 genuine[s] += own[s]
+                per_clip[s] += [own[s]] if own[s] else []
                 swapped[s] += other_voice[s]
             windows += [(w["score"], w) for w in judge(c.clip, backend)["timeline"]]
     print("| speech per turn | genuine turns | mean, std | swapped turns | AUC | threshold @ false "
@@ -69,6 +74,19 @@ def main() -> None:
             f"| {s:g} s | {len(g)} | {g.mean():.3f}, {g.std():.3f} | {len(w)} | "
             f"{metrics.auc_real_fake(g, w):.3f} | "
             f"{'; '.join(cells)} | {normal:.3f} ({np.mean(w < normal):.0%}) |"
+        )
+    print("\n| speech per turn | shipped threshold | genuine pieces under it | genuine clips "
+          "with a piece under it | swapped pieces caught |")  # fmt: skip
+    print("|---|---|---|---|---|")
+    for s in TURN_SECONDS:
+        shipped = scoring.turn_threshold("lipsync-lite", s)
+        if shipped is None:
+            continue
+        g, w = np.array(genuine[s]), np.array(swapped[s])
+        clips_under = [min(scores) < shipped for scores in per_clip[s]]
+        print(
+            f"| {s:g} s | {shipped:.3f} | {np.mean(g < shipped):.1%} of {len(g)} | "
+            f"{np.mean(clips_under):.0%} of {len(clips_under)} | {np.mean(w < shipped):.0%} |"
         )
     scored = [sc for sc, _ in windows if sc is not None]
     print(f"\ngenuine timeline windows: {len(scored)}; quantiles 1/2/5 %: "

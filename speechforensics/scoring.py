@@ -69,11 +69,13 @@ DOUBT: dict[str, float] = {"lipsync-lite": 0.15}
 # shot) with at least speakers.MIN_TURN_SPEECH_S of speech is judged on its own span: fake under
 # its backend's turn threshold at its length of speech (interpolated between the listed lengths;
 # the last one's beyond it). Each threshold is the mean less 2.05 standard deviations (the 2nd
-# percentile of a normal: a video of two or three judged turns keeps near 5 % of false alarms)
-# of genuine turns of that length: the 40 genuine clips' speech cut into 1.5, 2 and 4 s pieces
-# (134, 98, 40 pieces), each scored on its own span by the fold model fitted without its source
-# (scripts/turn_thresholds.py). Of the same pieces with another clip's voice these catch 33 %,
-# 43 % and 71 %. Beyond 4 s the 4-s threshold holds (only 11 pieces of 8 s: too few to set one).
+# percentile of a normal) of genuine turns of that length: the 40 genuine clips' speech cut into
+# 1.5, 2 and 4 s pieces (134, 98, 40 pieces), each scored on its own span by the fold model fitted
+# without its source (scripts/turn_thresholds.py). The pieces' lower tail is heavier than a
+# normal's: 5.2, 4.1 and 7.5 % of them fall under these (a genuine clip's speech judged as
+# consecutive 1.5-2 s turns is called fake 13-14 % of the time). Of the same pieces with another
+# clip's voice these catch 33 %, 43 % and 71 %. Beyond 4 s the 4-s threshold holds (only 11
+# pieces of 8 s: too few to set one).
 TURN_THRESHOLDS: dict[str, tuple[tuple[float, float], ...]] = {
     "lipsync-lite": ((1.5, 0.077), (2.0, 0.095), (4.0, 0.140)),  # (s of speech, threshold)
 }
