@@ -44,8 +44,7 @@ def main() -> None:
     args = p.parse_args()
     sources = [s for path in args.lists for s in fit_lite.list_sources(path)]
     clips = fit_lite.read_genuine(sources, fit_lite.AUGMENTATIONS, args.cache)
-    genuine = {s: [] for s in TURN_SECONDS}
-    per_clip = {s: [] for s in TURN_SECONDS}  # each genuine clip's piece scores
+    per_clip = {s: [] for s in TURN_SECONDS}  # each genuine clip's piece scores (if any)
     swapped = {s: [] for s in TURN_SECONDS}
     windows = []
     for held, model in fit_lite.folds(clips):
@@ -56,10 +55,10 @@ def main() -> None:
             own = calibrate.piece_scores(c.clip, backend, c.clip.tracks[0], TURN_SECONDS)
             other_voice = calibrate.piece_scores(dubbed, backend, dubbed.tracks[0], TURN_SECONDS)
             for s in TURN_SECONDS:
-                genuine[s] += own[s]
                 per_clip[s] += [own[s]] if own[s] else []
                 swapped[s] += other_voice[s]
             windows += [(w["score"], w) for w in judge(c.clip, backend)["timeline"]]
+    genuine = {s: [x for scores in per_clip[s] for x in scores] for s in TURN_SECONDS}
     print("| speech per turn | genuine turns | mean, std | swapped turns | AUC | threshold @ false "
           "alarms (swapped caught) | mean - 2.05 std (swapped caught) |")  # fmt: skip
     print("|---|---|---|---|---|---|---|")
